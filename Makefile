@@ -1,0 +1,54 @@
+# Two commands are the contract: `make run` serves the chat, `make test` passes the tests,
+# on a fresh machine with Python 3.11+ and nothing else.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := PYTHONPATH=backend $(BIN)/python
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-fast migrate token chat lint format format-check check bench clean
+
+help:
+	@echo "make run      set up and serve the API on http://127.0.0.1:8000 (docs at /docs)"
+	@echo "make test     set up and run the whole test suite"
+	@echo "make chat     chat from the terminal with the running server"
+	@echo "make token USER=alice [ADMIN=1]   print a bearer token"
+	@echo "make migrate  apply database migrations"
+	@echo "make lint | format | check | bench"
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m app serve
+
+migrate: $(STAMP)
+	$(PY) -m app migrate
+
+token: $(STAMP)
+	@$(PY) -m app token --user "$(USER)" $(if $(ADMIN),--admin,)
+
+chat: $(STAMP)
+	@$(PY) -m app chat
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check backend tests
+	$(BIN)/ruff format --check backend tests
+
+format: $(STAMP)
+	$(BIN)/ruff format backend tests
+	$(BIN)/ruff check --fix backend tests
+
+check: lint test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,59 @@
+"""Liveness and readiness probes (no auth: load balancers call them)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import schema
+from app.deps import MemoryStoreDep
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+READY_DB_TIMEOUT_SECONDS = 2.0
+
+
+class Liveness(BaseModel):
+    status: str
+
+
+@router.get("/live", response_model=Liveness)
+async def live() -> Liveness:
+    """The process is up and serving."""
+    return Liveness(status="ok")
+
+
+@router.get("/ready", responses={503: {"description": "A component is not ready"}})
+async def ready(*, request: Request, memory_store: MemoryStoreDep) -> JSONResponse:
+    """Ready when the database answers in time, the schema is at head and memory is writable."""
+    engine: AsyncEngine = request.state.engine
+    components: dict[str, Any] = {
+        "database": await _check_database(engine),
+        "memory_dir": "ok" if os.access(memory_store.root, os.W_OK) else "not writable",
+    }
+    ready = all(v == "ok" for v in components.values())
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "components": components},
+        status_code=200 if ready else 503,
+    )
+
+
+async def _check_database(engine: AsyncEngine) -> str:
+    try:
+        async with asyncio.timeout(READY_DB_TIMEOUT_SECONDS):
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            if not await schema.is_at_head(engine):
+                return "schema is not at head: run `make migrate`"
+    except TimeoutError:
+        return "timeout"
+    except Exception as e:  # any failure means "not ready"; the probe must not raise
+        return f"unavailable ({type(e).__name__})"
+    return "ok"

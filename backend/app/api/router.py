@@ -1,0 +1,9 @@
+"""The `/api` router: one sub-router per resource."""
+
+from fastapi import APIRouter
+
+from app.api import messages, threads
+
+api_router = APIRouter()
+api_router.include_router(threads.router)
+api_router.include_router(messages.router)

@@ -1,0 +1,169 @@
+"""Application settings, read once from the environment and `.env`.
+
+Every field is UPPER_CASE so that its name is the environment variable that sets it; that
+way a validation error names exactly what the operator has to change.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AppEnv(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ModelProviderName(StrEnum):
+    OFFLINE = "offline"
+    OPENAI = "openai"
+
+
+class OpenAIApi(StrEnum):
+    RESPONSES = "responses"
+    CHAT_COMPLETIONS = "chat_completions"
+
+
+class ConfigError(RuntimeError):
+    """Raised when settings are invalid; the message names each offending setting."""
+
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", validate_default=True
+    )
+
+    APP_ENV: AppEnv = AppEnv.DEVELOPMENT
+    HOST: str = "127.0.0.1"
+    PORT: Annotated[int, Field(ge=1, le=65535)] = 8000
+    LOG_LEVEL: str = "INFO"
+    DATA_DIR: Path = Path("data")
+
+    # PostgreSQL. Unset means "start the embedded server under DATA_DIR/postgres".
+    DATABASE_URL: str | None = None
+    DATABASE_POOL_SIZE: PositiveInt = 10
+    DATABASE_CONNECT_TIMEOUT_SECONDS: PositiveInt = 5
+    AUTO_MIGRATE: bool = False
+
+    # Agent memory (SQLite, one file per user per conversation).
+    AGENT_SESSION_DIR: Path | None = None
+    AGENT_SESSION_MAX_MESSAGES: Annotated[int, Field(ge=2)] = 200
+    AGENT_SESSION_READ_LIMIT: PositiveInt = 100
+    AGENT_SESSION_RETENTION_DAYS: Annotated[int, Field(ge=0)] = 7
+    AGENT_SESSION_CLEANUP_HOUR: Annotated[int, Field(ge=0, le=23)] = 2
+    AGENT_SESSION_CLEANUP_TZ: str = "UTC"
+    AGENT_SESSION_BUSY_TIMEOUT_MS: Annotated[int, Field(ge=0, le=60_000)] = 2_000
+    SCHEDULER_ENABLED: bool = True
+
+    # Auth: HS256 with a shared secret, or RS256/ES256 with a public key.
+    AUTH_JWT_SECRET: str | None = None
+    AUTH_JWT_PUBLIC_KEY: str | None = None
+    AUTH_JWT_AUDIENCE: str | None = None
+    AUTH_JWT_ISSUER: str | None = None
+    AUTH_ADMIN_CLAIM: str = "admin"
+    AUTH_TOKEN_TTL_MINUTES: PositiveInt = 7 * 24 * 60
+
+    # Model.
+    MODEL_PROVIDER: ModelProviderName | None = None
+    MODEL: str = "gpt-5-mini"
+    OPENAI_API_KEY: str | None = None
+    OPENAI_BASE_URL: str | None = None
+    OPENAI_API: OpenAIApi | None = None
+
+    # Limits.
+    MAX_MESSAGE_CHARS: PositiveInt = 32_000
+    MAX_TITLE_CHARS: Annotated[int, Field(ge=1, le=1000)] = 200
+    MAX_TURN_SECONDS: PositiveInt = 300
+
+    @field_validator("DATABASE_URL", mode="before")
+    @classmethod
+    def _normalize_database_url(cls, value: Any) -> Any:
+        """Force the psycopg 3 driver whatever scheme the provider printed (Neon: postgresql://)."""
+        if not isinstance(value, str) or not value:
+            return value
+        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        if not value.startswith("postgresql+psycopg://"):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("AGENT_SESSION_CLEANUP_TZ")
+    @classmethod
+    def _check_time_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC)") from e
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        if self.APP_ENV == AppEnv.PRODUCTION and not (
+            self.AUTH_JWT_SECRET or self.AUTH_JWT_PUBLIC_KEY
+        ):
+            raise ValueError(
+                "AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY must be set when APP_ENV=production"
+            )
+        if self.AUTH_JWT_SECRET == "changethis" and self.APP_ENV != AppEnv.DEVELOPMENT:
+            raise ValueError("AUTH_JWT_SECRET is the placeholder 'changethis'")
+        if self.MODEL_PROVIDER == ModelProviderName.OPENAI and not (
+            self.OPENAI_API_KEY or self.OPENAI_BASE_URL
+        ):
+            raise ValueError("MODEL_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL)")
+        return self
+
+    @property
+    def agent_session_dir(self) -> Path:
+        return self.AGENT_SESSION_DIR or self.DATA_DIR / "sessions"
+
+    @property
+    def embedded_pgdata_dir(self) -> Path:
+        return self.DATA_DIR / "postgres"
+
+    @property
+    def model_provider(self) -> ModelProviderName:
+        """The provider in use: explicit, else OpenAI when a key is set, else offline."""
+        if self.MODEL_PROVIDER is not None:
+            return self.MODEL_PROVIDER
+        return ModelProviderName.OPENAI if self.OPENAI_API_KEY else ModelProviderName.OFFLINE
+
+    @property
+    def openai_api(self) -> OpenAIApi:
+        """Compatible servers (Ollama, vLLM, llama.cpp) speak Chat Completions, not Responses."""
+        if self.OPENAI_API is not None:
+            return self.OPENAI_API
+        return OpenAIApi.CHAT_COMPLETIONS if self.OPENAI_BASE_URL else OpenAIApi.RESPONSES
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning a validation error into one message per bad setting.
+
+    Raises:
+        ConfigError: naming each invalid setting and what is allowed.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        problems = []
+        for error in e.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigError("Invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call `get_settings.cache_clear()`)."""
+    return load_settings()

@@ -1,0 +1,78 @@
+"""Dependency aliases: routes declare what they need with these, never with globals.
+
+Everything the lifespan builds is reached through `request.state`; settings live on
+`app.state` because `create_app(settings)` receives them before any lifespan runs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.assistant.memory import AgentMemoryStore
+from app.auth import TokenService
+from app.config import Settings
+from app.db import SessionMaker, get_db_session, get_sessionmaker
+from app.errors import ForbiddenError, UnauthorizedError
+from app.services.users import get_or_create_user
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT; `make -s token USER=alice` prints one")
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_memory_store(request: Request) -> AgentMemoryStore:
+    store: AgentMemoryStore = request.state.memory_store
+    return store
+
+
+def get_token_service(request: Request) -> TokenService:
+    tokens: TokenService = request.state.token_service
+    return tokens
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+DbSessionDep = Annotated[AsyncSession, Depends(get_db_session)]
+SessionMakerDep = Annotated[SessionMaker, Depends(get_sessionmaker)]
+MemoryStoreDep = Annotated[AgentMemoryStore, Depends(get_memory_store)]
+TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: uuid.UUID
+    subject: str
+    is_admin: bool
+
+
+async def get_current_user(
+    db: DbSessionDep,
+    tokens: TokenServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> CurrentUser:
+    """The caller named by the bearer token; created on first sight."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise UnauthorizedError("Missing bearer token: send 'Authorization: Bearer <JWT>'")
+    claims = tokens.verify(credentials.credentials)
+    user_id = await get_or_create_user(db, claims.subject)
+    return CurrentUser(id=user_id, subject=claims.subject, is_admin=claims.is_admin)
+
+
+CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
+
+
+async def get_admin_user(user: CurrentUserDep) -> CurrentUser:
+    if not user.is_admin:
+        raise ForbiddenError("This endpoint needs a token with the admin claim")
+    return user
+
+
+AdminUserDep = Annotated[CurrentUser, Depends(get_admin_user)]

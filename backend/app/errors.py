@@ -1,0 +1,136 @@
+"""Domain errors and the handlers that render every error in one JSON shape.
+
+Every error response is `{"error": <kind>, "detail": <human message>}` (plus `errors` for
+request validation), so a client can handle failures without parsing prose.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger(__name__)
+
+DB_RETRY_AFTER_SECONDS = 5
+
+
+class AppError(Exception):
+    """Base of errors a service raises on purpose; the class decides the status code."""
+
+    status_code: ClassVar[int] = 400
+    headers: ClassVar[dict[str, str] | None] = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequestError(AppError):
+    status_code = 400
+
+
+class UnauthorizedError(AppError):
+    status_code = 401
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
+
+
+class ForbiddenError(AppError):
+    status_code = 403
+
+
+class NotFoundError(AppError):
+    status_code = 404
+
+
+class ConflictError(AppError):
+    status_code = 409
+
+
+class UnprocessableError(AppError):
+    """Input that parsed but breaks a configured limit (the limit lives in settings)."""
+
+    status_code = 422
+
+
+class PayloadTooLargeError(AppError):
+    status_code = 413
+
+
+class ServiceUnavailableError(AppError):
+    status_code = 503
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": str(DB_RETRY_AFTER_SECONDS)}
+
+
+def error_body(kind: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {"error": kind, "detail": detail, **extra}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid bearer token"},
+    404: {"description": "No such thread for this user"},
+    422: {"description": "Invalid input"},
+}
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return JSONResponse(
+        error_body(type(exc).__name__, exc.message), exc.status_code, headers=exc.headers
+    )
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {error.get('msg')}")
+    return JSONResponse(error_body("ValidationError", "; ".join(parts), errors=errors), 422)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    kind = {404: "NotFoundError", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+    return JSONResponse(
+        error_body(kind, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None)
+    )
+
+
+async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # A connection-level failure is an outage, not a bug: tell the client to retry.
+    logger.warning("Database unavailable: %s", type(exc).__name__)
+    return JSONResponse(
+        error_body("ServiceUnavailableError", "The database is unavailable; retry shortly"),
+        503,
+        headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _db_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DBAPIError)
+    if exc.connection_invalidated or _is_connection_error(exc):
+        return await _database_unavailable(request, exc)
+    logger.exception("Database error on %s %s", request.method, request.url.path)
+    return JSONResponse(error_body("InternalError", "Internal error"), 500)
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    import psycopg
+
+    return isinstance(exc.orig, psycopg.OperationalError)
+
+
+def register_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DBAPIError, _db_error)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)

@@ -1,0 +1,117 @@
+"""The FastAPI application: `create_app(settings)` and the lifespan that owns every resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import schema
+from app.api import health
+from app.api.router import api_router
+from app.assistant.memory import AgentMemoryStore
+from app.auth import TokenService
+from app.config import ConfigError, Settings, get_settings
+from app.db import SessionMaker, create_engine, create_sessionmaker, redact_url
+from app.embedded_db import EmbeddedPostgres, start_embedded
+from app.errors import register_exception_handlers
+from app.logging import configure_logging
+
+logger = logging.getLogger(__name__)
+
+# Any fixed 64-bit number: it serializes concurrent migrations from several workers.
+MIGRATION_LOCK_ID = 7_341_902_118
+
+
+class State(TypedDict):
+    engine: AsyncEngine
+    sessionmaker: SessionMaker
+    memory_store: AgentMemoryStore
+    token_service: TokenService
+
+
+async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
+    """Bring the schema to head, or refuse to start when that is not allowed.
+
+    Raises:
+        ConfigError: the database is behind and AUTO_MIGRATE is off.
+    """
+    if await schema.is_at_head(engine):
+        return
+    if not migrate:
+        current = await schema.current_revision(engine)
+        raise ConfigError(
+            f"Database schema is at {current or 'an empty database'}, the code needs "
+            f"{schema.head_revision()}: run `make migrate` (or set AUTO_MIGRATE=true)"
+        )
+    async with engine.connect() as conn:
+        # Held on one connection while migrating, so a second worker waits, then sees head.
+        await conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        try:
+            if not await schema.is_at_head(engine):
+                logger.info("Migrating the database schema to %s", schema.head_revision())
+                await schema.upgrade(engine)
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+
+
+async def open_database(settings: Settings) -> tuple[AsyncEngine, EmbeddedPostgres | None]:
+    """Connect to DATABASE_URL, or start the embedded server when it is unset."""
+    embedded = None
+    if settings.DATABASE_URL:
+        url = settings.DATABASE_URL
+        logger.info("Using PostgreSQL at %s", redact_url(url))
+    else:
+        embedded = await start_embedded(settings.embedded_pgdata_dir)
+        url = embedded.url
+    engine = create_engine(
+        url,
+        pool_size=settings.DATABASE_POOL_SIZE,
+        connect_timeout_s=settings.DATABASE_CONNECT_TIMEOUT_SECONDS,
+    )
+    return engine, embedded
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[State]:
+    settings: Settings = app.state.settings
+    engine, embedded = await open_database(settings)
+    try:
+        await ensure_schema(engine, migrate=embedded is not None or settings.AUTO_MIGRATE)
+        yield State(
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            memory_store=AgentMemoryStore(
+                settings.agent_session_dir, busy_timeout_ms=settings.AGENT_SESSION_BUSY_TIMEOUT_MS
+            ),
+            token_service=TokenService.from_settings(settings),
+        )
+    finally:
+        await engine.dispose()
+        if embedded is not None:
+            embedded.stop()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for `settings` (default: from the environment and `.env`)."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+    app = FastAPI(
+        title="Threadkeeper",
+        summary="Chat threads for agents built on the OpenAI Agents SDK",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    register_exception_handlers(app)
+    app.include_router(health.router)
+    app.include_router(api_router, prefix="/api")
+    return app
+
+
+app = create_app()

@@ -1,0 +1,28 @@
+"""Every table model, re-exported so `SQLModel.metadata` is complete for Alembic."""
+
+from app.models.conversation import (
+    Conversation,
+    MemoryState,
+    ThreadCreate,
+    ThreadPublic,
+    ThreadsPublic,
+    ThreadUpdate,
+)
+from app.models.message import Message, MessagePublic, MessageRole, MessagesPublic
+from app.models.task import Task
+from app.models.user import User
+
+__all__ = [
+    "Conversation",
+    "MemoryState",
+    "Message",
+    "MessagePublic",
+    "MessageRole",
+    "MessagesPublic",
+    "Task",
+    "ThreadCreate",
+    "ThreadPublic",
+    "ThreadUpdate",
+    "ThreadsPublic",
+    "User",
+]

@@ -1,0 +1,81 @@
+"""Conversations (threads in the API) and their public schemas.
+
+Besides what users see, a row mirrors facts about the conversation's agent memory file
+(state, item count, bytes, last prune) so jobs and stats never have to open every file, and
+holds the lease of the turn in progress so one turn runs at a time across workers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+from sqlmodel import Field, SQLModel
+
+from app.models.base import timestamp_field
+
+
+class MemoryState(StrEnum):
+    """What the conversation's SQLite memory file holds."""
+
+    EMPTY = "empty"  # no turn has written memory yet
+    ACTIVE = "active"  # the file exists and mirrors the log
+    EXPIRED = "expired"  # retention removed the file; the next turn rebuilds it from the log
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        sa.Index("ix_conversations_user_recency", "user_id", "last_activity_at", "id"),
+        sa.Index("ix_conversations_memory_activity", "memory_state", "last_activity_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", nullable=False, ondelete="CASCADE")
+    title: str | None = Field(default=None, max_length=1000)
+    created_at: datetime = timestamp_field()
+    updated_at: datetime = timestamp_field()
+    last_activity_at: datetime = timestamp_field()
+    message_count: int = Field(default=0, nullable=False)
+
+    memory_state: str = Field(default=MemoryState.EMPTY, max_length=16, nullable=False)
+    memory_item_count: int = Field(default=0, nullable=False)
+    memory_bytes: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    memory_pruned_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]  # SQLModel lacks a precise overload for sa_type
+
+    active_turn_id: uuid.UUID | None = Field(default=None)
+    active_turn_expires_at: datetime | None = Field(
+        default=None, sa_type=sa.DateTime(timezone=True)
+    )  # type: ignore[call-overload]  # SQLModel lacks a precise overload for sa_type
+
+
+class ThreadCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = None
+
+
+class ThreadUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None
+
+
+class ThreadPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    title: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_activity_at: datetime
+    message_count: int
+
+
+class ThreadsPublic(BaseModel):
+    data: list[ThreadPublic]
+    has_more: bool
+    after: uuid.UUID | None

@@ -1,0 +1,59 @@
+"""Messages: the durable, rendered log of a conversation that the API serves."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field as PydanticField
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from app.models.base import timestamp_field
+
+
+class MessageRole(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        sa.Index("ix_messages_conversation_time", "conversation_id", "created_at", "id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    conversation_id: uuid.UUID = Field(
+        foreign_key="conversations.id", nullable=False, ondelete="CASCADE"
+    )
+    role: str = Field(max_length=16, nullable=False)
+    content: str = Field(sa_type=sa.Text, nullable=False)
+    created_at: datetime = timestamp_field()
+    # `metadata` is reserved on declarative classes, so the attribute is `meta`.
+    meta: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=sa.Column(
+            "metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")
+        ),
+    )
+
+
+class MessagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    id: uuid.UUID
+    thread_id: uuid.UUID = PydanticField(validation_alias="conversation_id")
+    role: MessageRole
+    content: str
+    created_at: datetime
+    metadata: dict[str, Any] = PydanticField(validation_alias="meta")
+
+
+class MessagesPublic(BaseModel):
+    data: list[MessagePublic]
+    has_more: bool
+    after: uuid.UUID | None

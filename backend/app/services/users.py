@@ -1,0 +1,32 @@
+"""Users are identified by their token's subject and created on first sight."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.models import User
+
+
+async def get_or_create_user(db: AsyncSession, subject: str) -> uuid.UUID:
+    """Return the id of the user with this subject, creating the row if needed.
+
+    `ON CONFLICT DO NOTHING` makes two first requests racing for one new user both succeed.
+
+    Returns:
+        The user's id.
+    """
+    user_id = (await db.exec(select(User.id).where(User.subject == subject))).first()
+    if user_id is not None:
+        return user_id
+    new = User(subject=subject)
+    await db.exec(
+        insert(User)
+        .values(id=new.id, subject=subject, created_at=new.created_at)
+        .on_conflict_do_nothing(index_elements=["subject"])
+    )
+    user_id = (await db.exec(select(User.id).where(User.subject == subject))).one()
+    return user_id
