@@ -81,7 +81,8 @@ def token(
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli(args=argv, standalone_mode=False)
+        # Without standalone mode, click returns an Exit's code instead of raising it.
+        code = cli(args=argv, standalone_mode=False)
     except typer.Exit as e:
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             e.show()
             return e.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,165 @@
+"""Test harness: a real PostgreSQL, real memory files, the real app lifespan.
+
+The environment is set before `app` is imported, because settings are cached and the app
+module builds its default app at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.update(
+    {
+        "APP_ENV": "test",
+        "SCHEDULER_ENABLED": "false",
+        "MODEL_PROVIDER": "offline",
+        "AUTH_JWT_SECRET": "test-secret-that-is-long-enough-for-hs256-0123456789",
+        "LOG_LEVEL": "WARNING",
+    }
+)
+os.environ.pop("OPENAI_API_KEY", None)
+os.environ.pop("DATABASE_URL", None)
+
+import httpx  # noqa: E402
+from asgi_lifespan import LifespanManager  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
+from sqlmodel.ext.asyncio.session import AsyncSession  # noqa: E402
+
+from starlette.types import ASGIApp  # noqa: E402
+
+from app.assistant.memory import AgentMemoryStore  # noqa: E402
+from app.auth import TokenService  # noqa: E402
+from app.config import Settings, load_settings  # noqa: E402
+from app.db import SessionMaker, create_engine, session_scope  # noqa: E402
+from app.main import create_app  # noqa: E402
+from app.services.users import get_or_create_user  # noqa: E402
+from tests.database import TestDatabase, provision_test_database  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def test_database() -> Iterator[TestDatabase]:
+    """A freshly created, migrated database for this run; dropped at the end."""
+    with provision_test_database(REPO_ROOT / "data" / "test-postgres") as database:
+        yield database
+
+
+@pytest.fixture(scope="session")
+def database_url(test_database: TestDatabase) -> str:
+    return test_database.url
+
+
+@pytest.fixture
+def settings_factory(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for an app under test; keyword arguments override any setting."""
+
+    def _make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "DATABASE_URL": database_url,
+            "DATA_DIR": tmp_path,
+            "AGENT_SESSION_DIR": tmp_path / "sessions",
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return _make
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory()
+
+
+@dataclass
+class RunningApp:
+    """An app whose lifespan is running, and what the lifespan built."""
+
+    app: FastAPI
+    asgi: ASGIApp  # the app wrapped so each request sees the lifespan state
+    state: dict[str, Any]
+
+    @property
+    def memory_store(self) -> AgentMemoryStore:
+        return self.state["memory_store"]  # type: ignore[no-any-return]
+
+    @property
+    def sessionmaker(self) -> SessionMaker:
+        return self.state["sessionmaker"]  # type: ignore[no-any-return]
+
+    async def user_id(self, headers: dict[str, str]) -> uuid.UUID:
+        """The id of the user a bearer header names (created on first request)."""
+        subject = self.state["token_service"].verify(headers["Authorization"].split()[1]).subject
+        async with session_scope(self.sessionmaker) as db:
+            return await get_or_create_user(db, subject)
+
+
+@pytest.fixture
+async def running(settings: Settings) -> AsyncIterator[RunningApp]:
+    """The app with its real lifespan running (engine, memory store, token service)."""
+    application = create_app(settings)
+    async with LifespanManager(application) as manager:
+        yield RunningApp(app=application, asgi=manager.app, state=manager._state)
+
+
+@pytest.fixture
+async def client(running: RunningApp) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=running.asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c
+
+
+@pytest.fixture
+def tokens(settings: Settings) -> TokenService:
+    return TokenService.from_settings(settings)
+
+
+@pytest.fixture
+def auth_for(tokens: TokenService) -> Callable[..., dict[str, str]]:
+    """Headers for a user; every test gets its own subjects, so tests never share users."""
+    run_id = uuid.uuid4().hex[:8]
+
+    def _headers(name: str = "alice", *, admin: bool = False) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens.issue(f'{name}-{run_id}', admin=admin)}"}
+
+    return _headers
+
+
+@pytest.fixture
+def alice(auth_for: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return auth_for("alice")
+
+
+@pytest.fixture
+def bob(auth_for: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return auth_for("bob")
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session inside an outer transaction that is rolled back: service tests leave no rows."""
+    async with engine.connect() as conn:
+        trans = await conn.begin()
+        session = AsyncSession(
+            bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        try:
+            yield session
+        finally:
+            await session.close()
+            await trans.rollback()

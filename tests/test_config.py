@@ -1,0 +1,91 @@
+"""Startup refuses bad settings with a message that names the setting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from asgi_lifespan import LifespanManager
+
+from app.config import ConfigError, ModelProviderName, OpenAIApi, load_settings
+from app.main import create_app
+from tests.database import drop_database, recreate_database
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class TestSettingsValidation:
+    @pytest.mark.parametrize(
+        ("overrides", "named"),
+        [
+            ({"AGENT_SESSION_CLEANUP_HOUR": 24}, "AGENT_SESSION_CLEANUP_HOUR"),
+            ({"AGENT_SESSION_MAX_MESSAGES": 1}, "AGENT_SESSION_MAX_MESSAGES"),
+            ({"AGENT_SESSION_RETENTION_DAYS": -1}, "AGENT_SESSION_RETENTION_DAYS"),
+            ({"AGENT_SESSION_CLEANUP_TZ": "Mars/Olympus"}, "AGENT_SESSION_CLEANUP_TZ"),
+            ({"PORT": 70000}, "PORT"),
+            ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL"),
+            ({"APP_ENV": "production", "AUTH_JWT_SECRET": None}, "AUTH_JWT_SECRET"),
+            ({"APP_ENV": "staging"}, "APP_ENV"),
+        ],
+    )
+    def test_invalid_value_names_the_setting(self, overrides, named) -> None:
+        with pytest.raises(ConfigError) as error:
+            load_settings(**overrides)
+        assert named in str(error.value)
+
+    def test_range_is_in_the_message(self) -> None:
+        with pytest.raises(ConfigError, match="less than or equal to 23"):
+            load_settings(AGENT_SESSION_CLEANUP_HOUR=30)
+
+    def test_database_url_is_normalized_to_psycopg(self) -> None:
+        neon = "postgresql://u:p@ep-x.neon.tech/db?sslmode=require"
+        assert load_settings(DATABASE_URL=neon).DATABASE_URL == (
+            "postgresql+psycopg://u:p@ep-x.neon.tech/db?sslmode=require"
+        )
+        assert load_settings(DATABASE_URL="postgres://h/db").DATABASE_URL == "postgresql+psycopg://h/db"
+
+    def test_model_provider_and_api_defaults(self) -> None:
+        assert load_settings().model_provider == ModelProviderName.OFFLINE
+        keyed = load_settings(MODEL_PROVIDER=None, OPENAI_API_KEY="sk-test")
+        assert keyed.model_provider == ModelProviderName.OPENAI
+        assert keyed.openai_api == OpenAIApi.RESPONSES
+        local = load_settings(OPENAI_BASE_URL="http://127.0.0.1:11434/v1", OPENAI_API_KEY="x")
+        assert local.openai_api == OpenAIApi.CHAT_COMPLETIONS
+
+    def test_data_dir_roots_runtime_data(self, tmp_path) -> None:
+        settings = load_settings(DATA_DIR=tmp_path)
+        assert settings.agent_session_dir == tmp_path / "sessions"
+        assert settings.embedded_pgdata_dir == tmp_path / "postgres"
+
+
+class TestStartupRefusals:
+    def test_cli_exits_with_the_settings_message(self, tmp_path) -> None:
+        env = {**os.environ, "AGENT_SESSION_CLEANUP_HOUR": "99", "PYTHONPATH": "backend"}
+        result = subprocess.run(
+            [sys.executable, "-m", "app", "serve"], cwd=REPO_ROOT, env=env,
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 2
+        assert "AGENT_SESSION_CLEANUP_HOUR" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    async def test_external_database_behind_head_refuses_without_auto_migrate(
+        self, test_database, settings_factory
+    ) -> None:
+        name = "threadkeeper_unmigrated_test"
+        recreate_database(test_database.admin_conninfo, name)
+        try:
+            settings = settings_factory(DATABASE_URL=test_database.sibling_url(name))
+            with pytest.raises(ConfigError, match="make migrate"):
+                async with LifespanManager(create_app(settings)):
+                    pass
+            migrating = settings_factory(DATABASE_URL=test_database.sibling_url(name), AUTO_MIGRATE=True)
+            async with LifespanManager(create_app(migrating)):
+                pass
+            async with LifespanManager(create_app(settings)):  # now at head: starts
+                pass
+        finally:
+            drop_database(test_database.admin_conninfo, name)

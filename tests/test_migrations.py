@@ -1,0 +1,62 @@
+"""Migrations upgrade to head, downgrade to base, and upgrade again on a real server."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import inspect
+
+from app import schema
+from app.db import create_engine
+from tests.database import drop_database, recreate_database
+
+TABLES = {"users", "conversations", "messages", "tasks"}
+
+
+async def table_names(engine) -> set[str]:
+    async with engine.connect() as conn:
+        return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
+
+
+async def index_names(engine, table: str) -> set[str]:
+    async with engine.connect() as conn:
+        return {i["name"] for i in await conn.run_sync(lambda c: inspect(c).get_indexes(table))}
+
+
+class TestMigrations:
+    async def test_upgrade_downgrade_upgrade(self, test_database) -> None:
+        name = "threadkeeper_migrations_test"
+        recreate_database(test_database.admin_conninfo, name)
+        engine = create_engine(test_database.sibling_url(name))
+        try:
+            assert await schema.current_revision(engine) is None
+            await schema.upgrade(engine)
+            assert await schema.is_at_head(engine)
+            assert TABLES <= await table_names(engine)
+            assert "ix_conversations_user_recency" in await index_names(engine, "conversations")
+            assert "ix_messages_conversation_time" in await index_names(engine, "messages")
+            await schema.downgrade(engine, "base")
+            assert await schema.current_revision(engine) is None
+            assert not TABLES & await table_names(engine)
+            await schema.upgrade(engine)
+            assert await schema.is_at_head(engine)
+        finally:
+            await engine.dispose()
+            drop_database(test_database.admin_conninfo, name)
+
+    async def test_deleting_a_conversation_cascades_to_messages(self, client, alice, running) -> None:
+        from sqlalchemy import text
+
+        thread = (await client.post("/api/threads", headers=alice)).json()
+        async with running.sessionmaker() as db:
+            await db.exec(
+                text("INSERT INTO messages (id, conversation_id, role, content, created_at) "
+                     "VALUES (gen_random_uuid(), :c, 'user', 'hi', now())").bindparams(c=uuid.UUID(thread["id"]))
+            )
+            await db.commit()
+        assert (await client.delete(f"/api/threads/{thread['id']}", headers=alice)).status_code == 204
+        async with running.sessionmaker() as db:
+            left = await db.exec(
+                text("SELECT count(*) FROM messages WHERE conversation_id = :c").bindparams(c=uuid.UUID(thread["id"]))
+            )
+            assert left.scalar_one() == 0
