@@ -19,6 +19,7 @@ from app.auth import TokenService
 from app.config import Settings
 from app.db import SessionMaker, get_db_session, get_sessionmaker
 from app.errors import ForbiddenError, UnauthorizedError
+from app.services.chat import TurnRunner
 from app.services.users import get_or_create_user
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT; `make -s token USER=alice` prints one")
@@ -34,6 +35,11 @@ def get_memory_store(request: Request) -> AgentMemoryStore:
     return store
 
 
+def get_turn_runner(request: Request) -> TurnRunner:
+    runner: TurnRunner = request.state.turn_runner
+    return runner
+
+
 def get_token_service(request: Request) -> TokenService:
     tokens: TokenService = request.state.token_service
     return tokens
@@ -44,6 +50,7 @@ DbSessionDep = Annotated[AsyncSession, Depends(get_db_session)]
 SessionMakerDep = Annotated[SessionMaker, Depends(get_sessionmaker)]
 MemoryStoreDep = Annotated[AgentMemoryStore, Depends(get_memory_store)]
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
+TurnRunnerDep = Annotated[TurnRunner, Depends(get_turn_runner)]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
+from agents.memory import SessionSettings
+from agents.models.interface import Model
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import schema
 from app.api import health
 from app.api.router import api_router
+from app.assistant.agent import build_agent
 from app.assistant.memory import AgentMemoryStore
 from app.auth import TokenService
 from app.config import ConfigError, Settings, get_settings
@@ -21,6 +24,7 @@ from app.db import SessionMaker, create_engine, create_sessionmaker, redact_url
 from app.embedded_db import EmbeddedPostgres, start_embedded
 from app.errors import register_exception_handlers
 from app.logging import configure_logging
+from app.services.chat import TurnRunner
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ class State(TypedDict):
     sessionmaker: SessionMaker
     memory_store: AgentMemoryStore
     token_service: TokenService
+    turn_runner: TurnRunner
 
 
 async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
@@ -83,22 +88,36 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     engine, embedded = await open_database(settings)
     try:
         await ensure_schema(engine, migrate=embedded is not None or settings.AUTO_MIGRATE)
+        sessionmaker = create_sessionmaker(engine)
+        memory_store = AgentMemoryStore(
+            settings.agent_session_dir,
+            busy_timeout_ms=settings.AGENT_SESSION_BUSY_TIMEOUT_MS,
+            session_settings=SessionSettings(limit=settings.AGENT_SESSION_READ_LIMIT),
+        )
+        agent = build_agent(settings, model=app.state.model_override)
+        logger.info("Agent model: %s (%s)", settings.model_provider, agent.model)
+        turn_runner = TurnRunner(
+            sessionmaker=sessionmaker, memory_store=memory_store, agent=agent, settings=settings
+        )
         yield State(
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
-            memory_store=AgentMemoryStore(
-                settings.agent_session_dir, busy_timeout_ms=settings.AGENT_SESSION_BUSY_TIMEOUT_MS
-            ),
+            sessionmaker=sessionmaker,
+            memory_store=memory_store,
             token_service=TokenService.from_settings(settings),
+            turn_runner=turn_runner,
         )
+        await turn_runner.aclose()
     finally:
         await engine.dispose()
         if embedded is not None:
             embedded.stop()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app for `settings` (default: from the environment and `.env`)."""
+def create_app(settings: Settings | None = None, *, model: Model | None = None) -> FastAPI:
+    """Build the app for `settings` (default: from the environment and `.env`).
+
+    `model` replaces the model chosen by settings (any SDK `Model`, e.g. a scripted one).
+    """
     settings = settings or get_settings()
     configure_logging(settings)
     app = FastAPI(
@@ -108,6 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.model_override = model
     register_exception_handlers(app)
     app.include_router(health.router)
     app.include_router(api_router, prefix="/api")

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
+from pydantic import BaseModel, ConfigDict
 
-from app.deps import CurrentUserDep, DbSessionDep
-from app.errors import ERROR_RESPONSES
+from app.assistant.events import StreamEvent
+from app.deps import CurrentUserDep, DbSessionDep, SettingsDep, TurnRunnerDep
+from app.errors import ERROR_RESPONSES, PayloadTooLargeError, UnprocessableError, error_body
 from app.models import MessagePublic, MessagesPublic
 from app.services import conversations, messages
+from app.services.chat import Turn, TurnResult
 from app.services.messages import SortOrder
 from app.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/threads", tags=["messages"], responses=ERROR_RESPONSES)
+
+KEEPALIVE_SECONDS = 15.0
 
 
 @router.get("/{thread_id}/messages", response_model=MessagesPublic)
@@ -34,3 +43,94 @@ async def list_thread_messages(
     )
     data = [MessagePublic.model_validate(m) for m in page.data]
     return MessagesPublic(data=data, has_more=page.has_more, after=data[-1].id if data else None)
+
+
+class MessageCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+
+
+def wants_json(request: Request) -> bool:
+    """JSON only when asked for explicitly; browsers and SSE clients get the stream."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/event-stream" not in accept
+
+
+@router.post(
+    "/{thread_id}/messages",
+    responses={
+        200: {
+            "description": "The reply: an SSE stream, or with `Accept: application/json` the "
+            "finished turn",
+            "content": {"text/event-stream": {}, "application/json": {}},
+        },
+        409: {"description": "A reply is already being generated in this thread"},
+        413: {"description": "The message is longer than MAX_MESSAGE_CHARS"},
+        503: {"description": "Memory or database busy; retry after the given seconds"},
+    },
+)
+async def send_message(
+    *,
+    request: Request,
+    db: DbSessionDep,
+    user: CurrentUserDep,
+    settings: SettingsDep,
+    turns: TurnRunnerDep,
+    thread_id: uuid.UUID,
+    body: MessageCreate,
+) -> Response:
+    """Send a message and get the agent's reply as Server-Sent Events (or JSON)."""
+    text = check_message_text(body.text, settings.MAX_MESSAGE_CHARS)
+    turn = await turns.prepare(db, user_id=user.id, conversation_id=thread_id, text=text)
+    try:
+        await db.commit()  # before streaming: the dependency would only commit at the end
+    except BaseException:
+        await turns.abandon(turn)
+        raise
+    turns.start(turn)
+    if wants_json(request):
+        return turn_json_response(await asyncio.shield(turn.result))
+    return EventSourceResponse(sse_stream(turn))
+
+
+def check_message_text(text: str, max_chars: int) -> str:
+    if not text.strip():
+        raise UnprocessableError("text must not be empty")
+    if len(text) > max_chars:
+        raise PayloadTooLargeError(f"text is {len(text)} characters; the limit is {max_chars}")
+    return text
+
+
+def turn_json_response(result: TurnResult) -> JSONResponse:
+    body = result.model_dump(mode="json")
+    if result.error is None:
+        return JSONResponse(body)
+    status = 503 if result.error.retryable else 502
+    return JSONResponse(
+        error_body(
+            "TurnFailed",
+            result.error.message,
+            code=result.error.code,
+            retryable=result.error.retryable,
+            turn=body,
+        ),
+        status_code=status,
+        headers={"Retry-After": "5"} if result.error.retryable else None,
+    )
+
+
+async def sse_stream(turn: Turn) -> AsyncIterator[bytes]:
+    """The turn's events as SSE, with keep-alive comments while the model thinks."""
+    sequence = 0
+    while True:
+        try:
+            async with asyncio.timeout(KEEPALIVE_SECONDS):
+                kind, payload = await turn.events.get()
+        except TimeoutError:
+            yield KEEPALIVE_COMMENT
+            continue
+        sequence += 1
+        yield format_sse_event(data_str=payload.model_dump_json(), event=kind, id=str(sequence))
+        if kind == StreamEvent.DONE:
+            return

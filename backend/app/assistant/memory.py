@@ -156,6 +156,42 @@ class MemorySession:
 
         await self._run(_clear)
 
+    async def last_id(self) -> int:
+        """Position of the newest item (0 when empty): a mark to roll a failed turn back to."""
+        (last,) = await self._run(
+            lambda c: c.execute(
+                "SELECT coalesce(max(id), 0) FROM agent_messages WHERE session_id = ?",
+                (self.session_id,),
+            ).fetchone()
+        )
+        return int(last)
+
+    async def replace_after(self, mark: int, items: list[TResponseInputItem]) -> None:
+        """Drop every item newer than `mark` and append `items`, in one transaction.
+
+        A turn that fails or is cut off is rolled back this way to "history + the user's
+        message", the same point PostgreSQL's log is at.
+        """
+        rows = [(self.session_id, json.dumps(item, ensure_ascii=False)) for item in items]
+
+        def _replace(c: sqlite3.Connection) -> None:
+            with _transaction(c):
+                c.execute(
+                    "DELETE FROM agent_messages WHERE session_id = ? AND id > ?",
+                    (self.session_id, mark),
+                )
+                if rows:
+                    c.execute(
+                        "INSERT INTO agent_sessions (session_id) VALUES (?) "
+                        "ON CONFLICT (session_id) DO NOTHING",
+                        (self.session_id,),
+                    )
+                    c.executemany(
+                        "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)", rows
+                    )
+
+        await self._run(_replace)
+
     async def stats(self) -> MemoryStats:
         """Item count and bytes on disk (database plus WAL), for PostgreSQL bookkeeping."""
         (count,) = await self._run(

@@ -1,0 +1,332 @@
+"""A chat turn: the user's message in, the agent's reply out, both stores kept in step.
+
+Order of writes (the crash-consistency contract):
+
+1. In the request: take the thread's turn lease, insert the user message and open the
+   thread's memory file, then commit. A busy memory file fails the request (503) before
+   anything is committed.
+2. In a background task that outlives the request: the SDK runner appends the user item and
+   the turn's items to memory as it goes, while events stream to the client.
+3. The assistant message, the bookkeeping and the lease release commit in one PostgreSQL
+   transaction while the memory file is still open. If the run or that commit fails, memory
+   is cut back to "history + the user's message": the same point the PostgreSQL log is at.
+
+A client that disconnects only stops listening: the task finishes the turn and saves it in
+both stores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from agents import Agent, MaxTurnsExceeded, ModelBehaviorError, RunConfig, Runner, UserError
+from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.assistant.events import StreamEvent, TurnDone, TurnError
+from app.assistant.memory import AgentMemoryStore, MemoryBusyError, MemorySession
+from app.assistant.streaming import TurnRecorder
+from app.assistant.tools import TurnContext
+from app.config import Settings
+from app.db import SessionMaker, session_scope
+from app.models import Conversation, MemoryState, Message, MessagePublic, MessageRole
+from app.services import conversations, messages
+
+logger = logging.getLogger(__name__)
+
+# A lease outlives the turn's own time limit a little, so only a crashed worker's expires.
+LEASE_MARGIN_SECONDS = 30
+MAX_AGENT_STEPS = 10
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+class TurnResult(BaseModel):
+    """The finished turn, as the JSON variant of the endpoint returns it."""
+
+    turn_id: uuid.UUID
+    user_message: MessagePublic
+    assistant_message: MessagePublic | None
+    error: TurnError | None
+
+
+@dataclass
+class Turn:
+    """One turn in flight: its events queue up for whoever listens."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    conversation_id: uuid.UUID
+    text: str
+    user_message: MessagePublic
+    events: asyncio.Queue[tuple[StreamEvent, BaseModel]] = field(default_factory=asyncio.Queue)
+    result: asyncio.Future[TurnResult] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+    _resources: AsyncExitStack = field(default_factory=AsyncExitStack)
+    memory: MemorySession | None = None
+
+    def emit(self, kind: StreamEvent, payload: BaseModel) -> None:
+        self.events.put_nowait((kind, payload))
+
+
+class TurnRunner:
+    """Starts turns and runs them to the end in tasks that do not depend on the client."""
+
+    def __init__(
+        self,
+        *,
+        sessionmaker: SessionMaker,
+        memory_store: AgentMemoryStore,
+        agent: Agent[TurnContext],
+        settings: Settings,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._memory_store = memory_store
+        self._agent = agent
+        self._settings = settings
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def prepare(
+        self, db: AsyncSession, *, user_id: uuid.UUID, conversation_id: uuid.UUID, text: str
+    ) -> Turn:
+        """Step 1: lease, user message, open memory. The caller commits, then calls `start`.
+
+        Raises:
+            NotFoundError: not the caller's thread.
+            ConflictError: a turn is already running in this thread.
+            MemoryBusyError: the memory file is locked past the busy timeout.
+        """
+        conversation = await conversations.get_conversation(
+            db, user_id=user_id, conversation_id=conversation_id
+        )
+        turn_id = uuid.uuid4()
+        lease = timedelta(seconds=self._settings.MAX_TURN_SECONDS + LEASE_MARGIN_SECONDS)
+        await conversations.claim_turn(db, conversation=conversation, turn_id=turn_id, lease=lease)
+        message = await messages.add_message(
+            db,
+            conversation=conversation,
+            role=MessageRole.USER,
+            content=text,
+            meta={"turn_id": str(turn_id)},
+        )
+        turn = Turn(
+            id=turn_id,
+            user_id=user_id,
+            conversation_id=conversation_id,
+            text=text,
+            user_message=MessagePublic.model_validate(message),
+        )
+        turn.memory = await turn._resources.enter_async_context(
+            self._memory_store.open(user_id, conversation_id)
+        )
+        return turn
+
+    def start(self, turn: Turn) -> None:
+        """Step 2: run the turn in a task of its own."""
+        turn.emit(StreamEvent.USER_MESSAGE, turn.user_message)
+        task = asyncio.create_task(self._execute(turn), name=f"turn-{turn.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def abandon(self, turn: Turn) -> None:
+        """Release what `prepare` opened when the request failed before `start`."""
+        await turn._resources.aclose()
+
+    async def wait_idle(self) -> None:
+        """Wait for every running turn (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """On shutdown: let turns finish for a grace period, then cut them off."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
+                await self.wait_idle()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _execute(self, turn: Turn) -> None:
+        assistant: MessagePublic | None = None
+        error: TurnError | None = None
+        try:
+            async with turn._resources:
+                assistant = await self._run_and_save(turn)
+        except asyncio.CancelledError:
+            error = TurnError(
+                code="cancelled", message="The server stopped this turn", retryable=True
+            )
+            await self._finish(turn, assistant, error)
+            raise
+        except Exception as e:
+            error = _describe_failure(e)
+            if error.code == "internal_error":
+                logger.exception("Turn %s in thread %s failed", turn.id, turn.conversation_id)
+            else:
+                logger.warning(
+                    "Turn %s in thread %s failed: %s", turn.id, turn.conversation_id, error.code
+                )
+        await self._finish(turn, assistant, error)
+
+    async def _run_and_save(self, turn: Turn) -> MessagePublic:
+        memory = turn.memory
+        assert memory is not None
+        mark = await memory.last_id()
+        try:
+            async with asyncio.timeout(self._settings.MAX_TURN_SECONDS):
+                final, recorder, usage = await self._run_agent(turn, memory)
+            stats = await memory.stats()
+            async with session_scope(self._sessionmaker) as db:
+                message = await self._save_reply(
+                    db, turn, final, recorder, usage, stats.items, stats.bytes
+                )
+            return message
+        except BaseException:
+            # Cut memory back to the point PostgreSQL holds: history + the user's message.
+            await asyncio.shield(
+                memory.replace_after(mark, [{"role": "user", "content": turn.text}])
+            )
+            raise
+
+    async def _run_agent(
+        self, turn: Turn, memory: MemorySession
+    ) -> tuple[str, TurnRecorder, dict[str, Any]]:
+        recorder = TurnRecorder()
+        result = Runner.run_streamed(
+            self._agent,
+            turn.text,
+            session=memory,
+            context=TurnContext(user_id=turn.user_id, sessionmaker=self._sessionmaker),
+            max_turns=MAX_AGENT_STEPS,
+            run_config=RunConfig(
+                workflow_name="threadkeeper-turn",
+                group_id=str(turn.conversation_id),
+                tracing_disabled=not self._settings.OPENAI_API_KEY,
+            ),
+        )
+        async for event in result.stream_events():
+            translated = recorder.translate(event)
+            if translated is not None:
+                turn.emit(*translated)
+        usage = result.context_wrapper.usage
+        final = (
+            result.final_output
+            if isinstance(result.final_output, str)
+            else "".join(recorder.text_parts)
+        )
+        return (
+            final,
+            recorder,
+            {
+                "requests": usage.requests,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+        )
+
+    async def _save_reply(
+        self,
+        db: AsyncSession,
+        turn: Turn,
+        final: str,
+        recorder: TurnRecorder,
+        usage: dict[str, Any],
+        memory_items: int,
+        memory_bytes: int,
+    ) -> MessagePublic:
+        """Step 3: assistant message, bookkeeping and lease release in one transaction."""
+        conversation = await db.get_one(Conversation, turn.conversation_id, with_for_update=True)
+        message: Message = await messages.add_message(
+            db,
+            conversation=conversation,
+            role=MessageRole.ASSISTANT,
+            content=final,
+            meta={
+                "turn_id": str(turn.id),
+                "tool_calls": recorder.metadata_tool_calls(),
+                "usage": usage,
+                "model": _model_name(self._agent),
+            },
+        )
+        conversation.memory_state = MemoryState.ACTIVE
+        conversation.memory_item_count = memory_items
+        conversation.memory_bytes = memory_bytes
+        db.add(conversation)
+        await conversations.release_turn(db, conversation_id=turn.conversation_id, turn_id=turn.id)
+        return MessagePublic.model_validate(message)
+
+    async def _finish(
+        self, turn: Turn, assistant: MessagePublic | None, error: TurnError | None
+    ) -> None:
+        if error is not None:
+            await self._release_quietly(turn)
+            turn.emit(StreamEvent.ERROR, error)
+        else:
+            assert assistant is not None
+            turn.emit(StreamEvent.ASSISTANT_MESSAGE, assistant)
+        turn.emit(
+            StreamEvent.DONE, TurnDone(turn_id=turn.id, status="failed" if error else "completed")
+        )
+        if not turn.result.done():
+            turn.result.set_result(
+                TurnResult(
+                    turn_id=turn.id,
+                    user_message=turn.user_message,
+                    assistant_message=assistant,
+                    error=error,
+                )
+            )
+
+    async def _release_quietly(self, turn: Turn) -> None:
+        # If PostgreSQL is down too, the lease simply expires.
+        try:
+            async with session_scope(self._sessionmaker) as db:
+                await conversations.release_turn(
+                    db, conversation_id=turn.conversation_id, turn_id=turn.id
+                )
+        except (SQLAlchemyError, OSError):
+            logger.warning("Could not release the lease of turn %s; it will expire", turn.id)
+
+
+def _model_name(agent: Agent[Any]) -> str:
+    model = agent.model
+    return str(getattr(model, "model", None) or getattr(model, "model_name", None) or model)
+
+
+def _describe_failure(e: Exception) -> TurnError:
+    """What the client is told: a stable code, a safe message, whether a retry may help."""
+    if isinstance(e, MemoryBusyError):
+        return TurnError(code="memory_busy", message=e.message, retryable=True)
+    if isinstance(e, TimeoutError):
+        return TurnError(code="timeout", message="The reply took too long", retryable=True)
+    if isinstance(e, MaxTurnsExceeded):
+        return TurnError(
+            code="agent_loop", message="The agent took too many steps", retryable=False
+        )
+    if isinstance(e, ModelBehaviorError | UserError):
+        return TurnError(
+            code="model_error", message="The model returned an unusable reply", retryable=True
+        )
+    if isinstance(e, SQLAlchemyError):
+        return TurnError(
+            code="storage_unavailable", message="The reply could not be saved", retryable=True
+        )
+    try:
+        import openai
+
+        if isinstance(e, openai.APIError):
+            return TurnError(
+                code="model_unavailable", message="The model provider failed", retryable=True
+            )
+    except ImportError:  # pragma: no cover - openai ships with openai-agents
+        pass
+    return TurnError(code="internal_error", message="The turn failed", retryable=False)
