@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,21 +28,22 @@ os.environ.update(
 os.environ.pop("OPENAI_API_KEY", None)
 os.environ.pop("DATABASE_URL", None)
 
-import httpx  # noqa: E402
-from asgi_lifespan import LifespanManager  # noqa: E402
-from fastapi import FastAPI  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
-from sqlmodel.ext.asyncio.session import AsyncSession  # noqa: E402
+import httpx
+from agents.models.interface import Model
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.types import ASGIApp
 
-from starlette.types import ASGIApp  # noqa: E402
-
-from app.assistant.memory import AgentMemoryStore  # noqa: E402
-from app.auth import TokenService  # noqa: E402
-from app.config import Settings, load_settings  # noqa: E402
-from app.db import SessionMaker, create_engine, session_scope  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.services.users import get_or_create_user  # noqa: E402
-from tests.database import TestDatabase, provision_test_database  # noqa: E402
+from app.assistant.memory import AgentMemoryStore
+from app.auth import TokenService
+from app.config import Settings, load_settings
+from app.db import SessionMaker, create_engine, session_scope
+from app.main import create_app
+from app.services.chat import TurnRunner
+from app.services.users import get_or_create_user
+from tests.database import TestDatabase, provision_test_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,20 +103,51 @@ class RunningApp:
         async with session_scope(self.sessionmaker) as db:
             return await get_or_create_user(db, subject)
 
+    @property
+    def turn_runner(self) -> TurnRunner:
+        return self.state["turn_runner"]  # type: ignore[no-any-return]
 
-@pytest.fixture
-async def running(settings: Settings) -> AsyncIterator[RunningApp]:
-    """The app with its real lifespan running (engine, memory store, token service)."""
-    application = create_app(settings)
+    def client(self) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.asgi)
+        return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+@asynccontextmanager
+async def start_app(settings: Settings, *, model: Model | None = None) -> AsyncIterator[RunningApp]:
+    """Run an app's real lifespan; `model` replaces the settings' model (any SDK Model)."""
+    application = create_app(settings, model=model)
     async with LifespanManager(application) as manager:
         yield RunningApp(app=application, asgi=manager.app, state=manager._state)
 
 
 @pytest.fixture
+async def running(settings: Settings) -> AsyncIterator[RunningApp]:
+    """The app with its real lifespan running (engine, memory store, token service)."""
+    async with start_app(settings) as running_app:
+        yield running_app
+
+
+@pytest.fixture
 async def client(running: RunningApp) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=running.asgi)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    async with running.client() as c:
         yield c
+
+
+@pytest.fixture(autouse=True)
+def disable_real_model_clients(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail any test that builds a network model client: tests never reach a provider."""
+    if request.node.get_closest_marker("allow_model_client"):
+        return
+
+    def _refuse(*_: object, **__: object) -> None:
+        pytest.fail("A test built a real network model client (openai.AsyncOpenAI)")
+
+    import openai
+
+    monkeypatch.setattr(openai.AsyncOpenAI, "__init__", _refuse)
+    monkeypatch.setattr(openai.OpenAI, "__init__", _refuse)
 
 
 @pytest.fixture

@@ -36,13 +36,17 @@ def _libpq(url: str) -> str:
 
 def recreate_database(admin_conninfo: str, name: str) -> None:
     with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def drop_database(admin_conninfo: str, name: str) -> None:
     with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 async def _migrate(url: str) -> None:
@@ -63,8 +67,10 @@ def provision_test_database(embedded_dir: Path) -> Iterator[TestDatabase]:
     base_url = os.environ.get("TEST_DATABASE_URL")
     if base_url:
         base_url = base_url.replace("postgres://", "postgresql://", 1)
-        base_url = make_url(base_url).set(drivername="postgresql+psycopg").render_as_string(
-            hide_password=False
+        base_url = (
+            make_url(base_url)
+            .set(drivername="postgresql+psycopg")
+            .render_as_string(hide_password=False)
         )
     else:
         embedded = start_embedded_sync(embedded_dir, database="postgres")

@@ -37,7 +37,9 @@ async def iter_events(response: httpx.Response) -> AsyncIterator[Event]:
                 data_lines.append(value)
 
 
-async def send(client: httpx.AsyncClient, thread_id: str, text: str, headers: dict[str, str]) -> list[Event]:
+async def send(
+    client: httpx.AsyncClient, thread_id: str, text: str, headers: dict[str, str]
+) -> list[Event]:
     """Send a message and read the whole stream."""
     async with client.stream(
         "POST", f"/api/threads/{thread_id}/messages", json={"text": text}, headers=headers

@@ -45,7 +45,10 @@ class TestSettingsValidation:
         assert load_settings(DATABASE_URL=neon).DATABASE_URL == (
             "postgresql+psycopg://u:p@ep-x.neon.tech/db?sslmode=require"
         )
-        assert load_settings(DATABASE_URL="postgres://h/db").DATABASE_URL == "postgresql+psycopg://h/db"
+        assert (
+            load_settings(DATABASE_URL="postgres://h/db").DATABASE_URL
+            == "postgresql+psycopg://h/db"
+        )
 
     def test_model_provider_and_api_defaults(self) -> None:
         assert load_settings().model_provider == ModelProviderName.OFFLINE
@@ -65,8 +68,12 @@ class TestStartupRefusals:
     def test_cli_exits_with_the_settings_message(self, tmp_path) -> None:
         env = {**os.environ, "AGENT_SESSION_CLEANUP_HOUR": "99", "PYTHONPATH": "backend"}
         result = subprocess.run(
-            [sys.executable, "-m", "app", "serve"], cwd=REPO_ROOT, env=env,
-            capture_output=True, text=True, timeout=60,
+            [sys.executable, "-m", "app", "serve"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 2
         assert "AGENT_SESSION_CLEANUP_HOUR" in result.stderr
@@ -82,7 +89,9 @@ class TestStartupRefusals:
             with pytest.raises(ConfigError, match="make migrate"):
                 async with LifespanManager(create_app(settings)):
                     pass
-            migrating = settings_factory(DATABASE_URL=test_database.sibling_url(name), AUTO_MIGRATE=True)
+            migrating = settings_factory(
+                DATABASE_URL=test_database.sibling_url(name), AUTO_MIGRATE=True
+            )
             async with LifespanManager(create_app(migrating)):
                 pass
             async with LifespanManager(create_app(settings)):  # now at head: starts

@@ -79,6 +79,37 @@ def token(
         raise typer.Exit(2) from None
 
 
+@cli.command()
+def chat(
+    user: Annotated[str, typer.Option(help="Who you are (the token's subject)")] = "me",
+    url: Annotated[str | None, typer.Option(help="Server URL (default: http://HOST:PORT)")] = None,
+    thread: Annotated[str | None, typer.Option(help="Thread id to continue")] = None,
+    new: Annotated[bool, typer.Option(help="Start a new thread")] = False,
+) -> None:
+    """Chat with a running server from the terminal (streams replies as they arrive)."""
+    import httpx
+
+    from app.auth import TokenService
+    from app.chat_client import ChatClient, run_repl
+
+    settings = _settings()
+    base_url = url or f"http://{settings.HOST}:{settings.PORT}"
+    client = ChatClient(base_url, TokenService.from_settings(settings).issue(user))
+    try:
+        if thread:
+            client.thread_id = thread
+        elif new:
+            client.new_thread("Terminal chat")
+        else:
+            client.resume_or_create()
+        run_repl(client)
+    except httpx.ConnectError:
+        typer.echo(f"No server at {base_url}: start it with `make run`", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        client.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         # Without standalone mode, click returns an Exit's code instead of raising it.

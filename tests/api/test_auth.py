@@ -32,13 +32,19 @@ def unsigned(claims: dict) -> str:
 
 
 def pem_pair(kind: str) -> tuple[bytes, str]:
-    key = rsa.generate_private_key(65537, 2048) if kind == "rsa" else ec.generate_private_key(ec.SECP256R1())
+    key = (
+        rsa.generate_private_key(65537, 2048)
+        if kind == "rsa"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -49,13 +55,28 @@ class TestRejectedTokens:
             (None, "Missing bearer token"),
             ("not-a-jwt", "Malformed token"),
             (hs256({"sub": "eve", "exp": datetime.now(UTC) - timedelta(seconds=5)}), "expired"),
-            (hs256({"sub": "eve", "exp": future()}, secret="another-secret-of-sufficient-length-000"), "signature"),
+            (
+                hs256(
+                    {"sub": "eve", "exp": future()},
+                    secret="another-secret-of-sufficient-length-000",
+                ),
+                "signature",
+            ),
             (unsigned({"sub": "eve", "exp": int(future().timestamp())}), "'none'"),
             (hs256({"exp": future()}), "'sub'"),
             (hs256({"sub": "eve"}), "'exp'"),
             (hs256({"sub": "", "exp": future()}), "'sub'"),
         ],
-        ids=["missing", "malformed", "expired", "wrong-signature", "alg-none", "no-sub", "no-exp", "empty-sub"],
+        ids=[
+            "missing",
+            "malformed",
+            "expired",
+            "wrong-signature",
+            "alg-none",
+            "no-sub",
+            "no-exp",
+            "empty-sub",
+        ],
     )
     async def test_401_with_reason(self, client, token, reason) -> None:
         headers = {} if token is None else {"Authorization": f"Bearer {token}"}
@@ -74,7 +95,9 @@ class TestRejectedTokens:
 class TestAudienceAndIssuer:
     @pytest.fixture
     def settings(self, settings_factory):
-        return settings_factory(AUTH_JWT_AUDIENCE="threadkeeper", AUTH_JWT_ISSUER="https://idp.example")
+        return settings_factory(
+            AUTH_JWT_AUDIENCE="threadkeeper", AUTH_JWT_ISSUER="https://idp.example"
+        )
 
     async def test_wrong_audience_or_issuer_is_401(self, client) -> None:
         base = {"sub": "eve", "exp": future(), "iss": "https://idp.example"}
@@ -82,11 +105,15 @@ class TestAudienceAndIssuer:
         no_aud = hs256(base)
         wrong_iss = hs256({**base, "aud": "threadkeeper", "iss": "https://evil.example"})
         for token, reason in [(wrong_aud, "audience"), (no_aud, "'aud'"), (wrong_iss, "issuer")]:
-            response = await client.get("/api/threads", headers={"Authorization": f"Bearer {token}"})
+            response = await client.get(
+                "/api/threads", headers={"Authorization": f"Bearer {token}"}
+            )
             assert response.status_code == 401, token
             assert reason in response.json()["detail"]
 
-    async def test_matching_audience_and_issuer_is_accepted(self, client, tokens: TokenService) -> None:
+    async def test_matching_audience_and_issuer_is_accepted(
+        self, client, tokens: TokenService
+    ) -> None:
         token = tokens.issue("frank")
         response = await client.get("/api/threads", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 200

@@ -15,7 +15,10 @@ class TestHealth:
     async def test_ready_reports_each_component(self, client) -> None:
         response = await client.get("/health/ready")
         assert response.status_code == 200
-        assert response.json() == {"status": "ok", "components": {"database": "ok", "memory_dir": "ok"}}
+        assert response.json() == {
+            "status": "ok",
+            "components": {"database": "ok", "memory_dir": "ok"},
+        }
 
     async def test_unreachable_database_is_reported_not_raised(self) -> None:
         engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none", connect_timeout_s=1)

@@ -16,11 +16,20 @@ THREAD_ENDPOINTS = [
 
 class TestIsolation:
     @pytest.mark.parametrize(("method", "path", "body"), THREAD_ENDPOINTS)
-    async def test_other_users_thread_is_404_and_untouched(self, client, alice, bob, method, path, body) -> None:
-        thread = (await client.post("/api/threads", json={"title": "alice's"}, headers=alice)).json()
-        response = await client.request(method, path.format(id=thread["id"]), json=body, headers=bob)
+    async def test_other_users_thread_is_404_and_untouched(
+        self, client, alice, bob, method, path, body
+    ) -> None:
+        thread = (
+            await client.post("/api/threads", json={"title": "alice's"}, headers=alice)
+        ).json()
+        response = await client.request(
+            method, path.format(id=thread["id"]), json=body, headers=bob
+        )
         assert response.status_code == 404
-        assert response.json() == {"error": "NotFoundError", "detail": f"Thread {thread['id']} not found"}
+        assert response.json() == {
+            "error": "NotFoundError",
+            "detail": f"Thread {thread['id']} not found",
+        }
         # Nothing changed for the owner.
         mine = await client.get(f"/api/threads/{thread['id']}", headers=alice)
         assert mine.status_code == 200
@@ -32,7 +41,9 @@ class TestIsolation:
         theirs = (await client.post("/api/threads", json={"title": "bob's"}, headers=bob)).json()
         bob_ids = [t["id"] for t in (await client.get("/api/threads", headers=bob)).json()["data"]]
         assert bob_ids == [theirs["id"]]
-        alice_ids = [t["id"] for t in (await client.get("/api/threads", headers=alice)).json()["data"]]
+        alice_ids = [
+            t["id"] for t in (await client.get("/api/threads", headers=alice)).json()["data"]
+        ]
         assert alice_ids == [mine["id"]]
 
     async def test_other_users_thread_is_not_a_valid_cursor(self, client, alice, bob) -> None:

@@ -10,7 +10,9 @@ import pytest
 from app.config import Settings
 
 
-async def create_thread(client: httpx.AsyncClient, headers: dict[str, str], title: str | None = None) -> dict:
+async def create_thread(
+    client: httpx.AsyncClient, headers: dict[str, str], title: str | None = None
+) -> dict:
     body = {} if title is None else {"title": title}
     response = await client.post("/api/threads", json=body, headers=headers)
     assert response.status_code == 201, response.text
@@ -29,7 +31,9 @@ class TestCreateThread:
         assert response.status_code == 201
         assert response.json()["title"] is None
 
-    async def test_over_long_title_is_422_naming_the_limit(self, client, alice, settings: Settings) -> None:
+    async def test_over_long_title_is_422_naming_the_limit(
+        self, client, alice, settings: Settings
+    ) -> None:
         title = "x" * (settings.MAX_TITLE_CHARS + 1)
         response = await client.post("/api/threads", json={"title": title}, headers=alice)
         assert response.status_code == 422
@@ -42,7 +46,9 @@ class TestCreateThread:
         assert response.status_code == 422
         assert "titel" in response.json()["detail"]
         response = await client.post(
-            "/api/threads", content=b"{not json", headers={**alice, "content-type": "application/json"}
+            "/api/threads",
+            content=b"{not json",
+            headers={**alice, "content-type": "application/json"},
         )
         assert response.status_code == 422
         assert response.json()["error"] == "ValidationError"
@@ -57,21 +63,30 @@ class TestReadRenameDelete:
 
     async def test_rename_changes_title_and_blank_clears_it(self, client, alice) -> None:
         thread = await create_thread(client, alice, "Old")
-        response = await client.patch(f"/api/threads/{thread['id']}", json={"title": " New "}, headers=alice)
+        response = await client.patch(
+            f"/api/threads/{thread['id']}", json={"title": " New "}, headers=alice
+        )
         assert response.status_code == 200
         assert response.json()["title"] == "New"
-        response = await client.patch(f"/api/threads/{thread['id']}", json={"title": "  "}, headers=alice)
+        response = await client.patch(
+            f"/api/threads/{thread['id']}", json={"title": "  "}, headers=alice
+        )
         assert response.json()["title"] is None
-        assert (await client.get(f"/api/threads/{thread['id']}", headers=alice)).json()["title"] is None
+        assert (await client.get(f"/api/threads/{thread['id']}", headers=alice)).json()[
+            "title"
+        ] is None
 
     async def test_rename_rejects_over_long_title(self, client, alice, settings) -> None:
         thread = await create_thread(client, alice, "Old")
         response = await client.patch(
-            f"/api/threads/{thread['id']}", json={"title": "y" * (settings.MAX_TITLE_CHARS + 5)},
+            f"/api/threads/{thread['id']}",
+            json={"title": "y" * (settings.MAX_TITLE_CHARS + 5)},
             headers=alice,
         )
         assert response.status_code == 422
-        assert (await client.get(f"/api/threads/{thread['id']}", headers=alice)).json()["title"] == "Old"
+        assert (await client.get(f"/api/threads/{thread['id']}", headers=alice)).json()[
+            "title"
+        ] == "Old"
 
     async def test_delete_removes_thread_and_memory_file(self, client, alice, running) -> None:
         thread = await create_thread(client, alice, "Temp")
@@ -83,14 +98,21 @@ class TestReadRenameDelete:
         assert path.exists()
         response = await client.delete(f"/api/threads/{thread['id']}", headers=alice)
         assert response.status_code == 204
-        assert not path.exists() and not path.with_name(path.name + "-wal").exists()
+        assert not path.exists()
+        assert not path.with_name(path.name + "-wal").exists()
         assert (await client.get(f"/api/threads/{thread['id']}", headers=alice)).status_code == 404
-        assert (await client.delete(f"/api/threads/{thread['id']}", headers=alice)).status_code == 404
+        assert (
+            await client.delete(f"/api/threads/{thread['id']}", headers=alice)
+        ).status_code == 404
 
     @pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
-    async def test_unknown_thread_is_404_and_malformed_id_is_422(self, client, alice, method) -> None:
+    async def test_unknown_thread_is_404_and_malformed_id_is_422(
+        self, client, alice, method
+    ) -> None:
         kwargs = {"json": {"title": "t"}} if method == "PATCH" else {}
-        missing = await client.request(method, f"/api/threads/{uuid.uuid4()}", headers=alice, **kwargs)
+        missing = await client.request(
+            method, f"/api/threads/{uuid.uuid4()}", headers=alice, **kwargs
+        )
         assert missing.status_code == 404
         assert missing.json()["error"] == "NotFoundError"
         malformed = await client.request(method, "/api/threads/not-a-uuid", headers=alice, **kwargs)
@@ -108,7 +130,9 @@ class TestListThreads:
         assert [t["id"] for t in listed["data"]] == [second["id"], first["id"]]
         assert listed["has_more"] is False
 
-    async def test_pagination_has_no_duplicates_or_gaps_under_inserts(self, client, auth_for) -> None:
+    async def test_pagination_has_no_duplicates_or_gaps_under_inserts(
+        self, client, auth_for
+    ) -> None:
         dave = auth_for("dave")
         created = [await create_thread(client, dave, f"t{n}") for n in range(7)]
         seen: list[str] = []

@@ -26,8 +26,12 @@ def user_item(text: str) -> dict[str, Any]:
 
 def tool_items(n: int) -> list[dict[str, Any]]:
     return [
-        {"type": "function_call", "name": "add_task", "arguments": f'{{"title": "t{n}"}}',
-         "call_id": f"call_{n}"},
+        {
+            "type": "function_call",
+            "name": "add_task",
+            "arguments": f'{{"title": "t{n}"}}',
+            "call_id": f"call_{n}",
+        },
         {"type": "function_call_output", "call_id": f"call_{n}", "output": '{"ok": true}'},
     ]
 
@@ -64,7 +68,11 @@ class SessionContract:
             await memory.add_items([*tool_items(3), user_item("four")])
             items = await memory.get_items()
         assert [i.get("content", i.get("type")) for i in items] == [
-            "one", "two", "function_call", "function_call_output", "four"
+            "one",
+            "two",
+            "function_call",
+            "function_call_output",
+            "four",
         ]
 
     async def test_limit_returns_latest_items_in_chronological_order(self, tmp_path, ids) -> None:
@@ -122,7 +130,8 @@ class TestCompatibilityWithStockSession:
             await stock.add_items([user_item("written by the SDK")])
         async with open_ours(tmp_path, user_id, conv_id) as ours:
             assert [i["content"] for i in await ours.get_items()] == [
-                "written by the store", "written by the SDK"
+                "written by the store",
+                "written by the SDK",
             ]
 
     async def test_session_settings_limit_is_the_default_window(self, tmp_path) -> None:
@@ -190,13 +199,16 @@ class TestFiles:
         await opened.wait()
         deletion = asyncio.create_task(store.delete(user_id, conv_id))
         await asyncio.sleep(0)
-        assert not deletion.done() and path.exists()
+        assert not deletion.done()
+        assert path.exists()
         release.set()
         await task
         assert await deletion is True
         assert not path.exists()
 
-    async def test_descriptors_stay_bounded_across_hundreds_of_conversations(self, tmp_path) -> None:
+    async def test_descriptors_stay_bounded_across_hundreds_of_conversations(
+        self, tmp_path
+    ) -> None:
         store = AgentMemoryStore(tmp_path)
         user_id = uuid.uuid4()
 
