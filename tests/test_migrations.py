@@ -10,7 +10,7 @@ from app import schema
 from app.db import create_engine
 from tests.database import drop_database, recreate_database
 
-TABLES = {"users", "conversations", "messages", "tasks"}
+TABLES = {"users", "conversations", "messages", "tasks", "maintenance_runs"}
 
 
 async def table_names(engine) -> set[str]:

@@ -8,9 +8,11 @@ from typing import Annotated
 
 import typer
 
+from app.cli_sessions import sessions_cli
 from app.config import ConfigError, Settings, load_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Threadkeeper")
+cli.add_typer(sessions_cli, name="sessions")
 
 
 def _settings() -> Settings:

@@ -24,6 +24,8 @@ from app.db import SessionMaker, create_engine, create_sessionmaker, redact_url
 from app.embedded_db import EmbeddedPostgres, start_embedded
 from app.errors import register_exception_handlers
 from app.logging import configure_logging
+from app.scheduler.jobs import JobContext
+from app.scheduler.registry import build_scheduler
 from app.services.chat import TurnRunner
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class State(TypedDict):
     memory_store: AgentMemoryStore
     token_service: TokenService
     turn_runner: TurnRunner
+    job_context: JobContext
 
 
 async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
@@ -99,13 +102,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         turn_runner = TurnRunner(
             sessionmaker=sessionmaker, memory_store=memory_store, agent=agent, settings=settings
         )
+        job_context = JobContext(
+            sessionmaker=sessionmaker, memory_store=memory_store, settings=settings
+        )
+        scheduler = build_scheduler(job_context) if settings.SCHEDULER_ENABLED else None
+        if scheduler is not None:
+            scheduler.start()
         yield State(
             engine=engine,
             sessionmaker=sessionmaker,
             memory_store=memory_store,
             token_service=TokenService.from_settings(settings),
             turn_runner=turn_runner,
+            job_context=job_context,
         )
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         await turn_runner.aclose()
     finally:
         await engine.dispose()

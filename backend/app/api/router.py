@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
-from app.api import messages, threads
+from app.api import admin, messages, threads
 
 api_router = APIRouter()
 api_router.include_router(threads.router)
 api_router.include_router(messages.router)
+api_router.include_router(admin.router)

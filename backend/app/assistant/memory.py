@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 
+from app.assistant.pruning import plan_cut
 from app.errors import ServiceUnavailableError
 
 _T = TypeVar("_T")
@@ -66,6 +67,13 @@ class MemoryBusyError(ServiceUnavailableError):
 class MemoryStats:
     items: int
     bytes: int
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    removed: int
+    kept: int
+    oversized_turn: bool  # one turn alone exceeds the cap; it was kept whole
 
 
 class MemorySession:
@@ -191,6 +199,55 @@ class MemorySession:
                     )
 
         await self._run(_replace)
+
+    async def prune(self, max_items: int) -> PruneResult:
+        """Cut the history back to at most `max_items` items, only at a turn boundary.
+
+        One SQLite transaction: a crash leaves the old history or the new one, never half.
+        Items are classified by SQLite's JSON functions, so no row is decoded in Python.
+        """
+
+        def _prune(c: sqlite3.Connection) -> PruneResult:
+            with _transaction(c):
+                rows = c.execute(
+                    "SELECT id, json_valid(message_data) AND "
+                    "json_extract(message_data, '$.role') = 'user' AND "
+                    "coalesce(json_extract(message_data, '$.type'), 'message') = 'message' "
+                    "FROM agent_messages WHERE session_id = ? ORDER BY id",
+                    (self.session_id,),
+                ).fetchall()
+                cut = plan_cut([bool(start) for _, start in rows], max_items)
+                if cut.removes_anything:
+                    c.execute(
+                        "DELETE FROM agent_messages WHERE session_id = ? AND id < ?",
+                        (self.session_id, rows[cut.keep_from][0]),
+                    )
+            return PruneResult(
+                removed=cut.keep_from,
+                kept=len(rows) - cut.keep_from,
+                oversized_turn=cut.oversized_turn,
+            )
+
+        return await self._run(_prune)
+
+    async def checkpoint(self) -> None:
+        """Fold the WAL into the database and truncate it, so a prune frees disk space."""
+        await self._run(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+
+    async def free_page_ratio(self) -> float:
+        """Share of the file's pages that are free (what VACUUM would give back)."""
+
+        def _ratio(c: sqlite3.Connection) -> float:
+            pages = c.execute("PRAGMA page_count").fetchone()[0]
+            free = c.execute("PRAGMA freelist_count").fetchone()[0]
+            return float(free) / pages if pages else 0.0
+
+        return await self._run(_ratio)
+
+    async def vacuum(self) -> None:
+        """Rewrite the file without free pages, then truncate the WAL."""
+        await self._run(lambda c: c.execute("VACUUM"))
+        await self.checkpoint()
 
     async def stats(self) -> MemoryStats:
         """Item count and bytes on disk (database plus WAL), for PostgreSQL bookkeeping."""

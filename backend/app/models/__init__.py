@@ -8,17 +8,27 @@ from app.models.conversation import (
     ThreadsPublic,
     ThreadUpdate,
 )
+from app.models.maintenance import (
+    MaintenanceRun,
+    MaintenanceRunPublic,
+    MaintenanceRunsPublic,
+    RunStatus,
+)
 from app.models.message import Message, MessagePublic, MessageRole, MessagesPublic
 from app.models.task import Task
 from app.models.user import User
 
 __all__ = [
     "Conversation",
+    "MaintenanceRun",
+    "MaintenanceRunPublic",
+    "MaintenanceRunsPublic",
     "MemoryState",
     "Message",
     "MessagePublic",
     "MessageRole",
     "MessagesPublic",
+    "RunStatus",
     "Task",
     "ThreadCreate",
     "ThreadPublic",

@@ -32,13 +32,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.assistant.events import StreamEvent, TurnDone, TurnError
-from app.assistant.memory import AgentMemoryStore, MemoryBusyError, MemorySession
+from app.assistant.memory import (
+    AgentMemoryStore,
+    MemoryBusyError,
+    MemorySession,
+    MemoryStats,
+    PruneResult,
+)
 from app.assistant.streaming import TurnRecorder
 from app.assistant.tools import TurnContext
 from app.config import Settings
 from app.db import SessionMaker, session_scope
 from app.models import Conversation, MemoryState, Message, MessagePublic, MessageRole
-from app.services import conversations, messages
+from app.services import conversations, messages, sessions
 
 logger = logging.getLogger(__name__)
 
@@ -110,24 +116,52 @@ class TurnRunner:
         turn_id = uuid.uuid4()
         lease = timedelta(seconds=self._settings.MAX_TURN_SECONDS + LEASE_MARGIN_SECONDS)
         await conversations.claim_turn(db, conversation=conversation, turn_id=turn_id, lease=lease)
-        message = await messages.add_message(
-            db,
-            conversation=conversation,
-            role=MessageRole.USER,
-            content=text,
-            meta={"turn_id": str(turn_id)},
+        had_file = self._memory_store.exists(user_id, conversation_id)
+        resources = AsyncExitStack()
+        memory = await resources.enter_async_context(
+            self._memory_store.open(user_id, conversation_id)
         )
-        turn = Turn(
+        try:
+            if conversation.memory_state == MemoryState.EXPIRED or (
+                conversation.memory_state == MemoryState.ACTIVE and not had_file
+            ):
+                await self._rebuild(db, memory, conversation)
+            message = await messages.add_message(
+                db,
+                conversation=conversation,
+                role=MessageRole.USER,
+                content=text,
+                meta={"turn_id": str(turn_id)},
+            )
+        except BaseException:
+            await resources.aclose()
+            raise
+        return Turn(
             id=turn_id,
             user_id=user_id,
             conversation_id=conversation_id,
             text=text,
             user_message=MessagePublic.model_validate(message),
+            memory=memory,
+            _resources=resources,
         )
-        turn.memory = await turn._resources.enter_async_context(
-            self._memory_store.open(user_id, conversation_id)
+
+    async def _rebuild(
+        self, db: AsyncSession, memory: MemorySession, conversation: Conversation
+    ) -> None:
+        """Memory expired or vanished: rebuild it from the log before the turn reads it."""
+        written = await sessions.rebuild_memory(
+            db,
+            memory,
+            conversation_id=conversation.id,
+            max_items=self._settings.AGENT_SESSION_MAX_MESSAGES,
         )
-        return turn
+        logger.info(
+            "Rebuilt the memory of thread %s from the message log (%d items, was %s)",
+            conversation.id,
+            written,
+            conversation.memory_state,
+        )
 
     def start(self, turn: Turn) -> None:
         """Step 2: run the turn in a task of its own."""
@@ -183,11 +217,18 @@ class TurnRunner:
         try:
             async with asyncio.timeout(self._settings.MAX_TURN_SECONDS):
                 final, recorder, usage = await self._run_agent(turn, memory)
+            pruned = await memory.prune(self._settings.AGENT_SESSION_MAX_MESSAGES)
+            if pruned.removed:
+                await memory.checkpoint()
+            if pruned.oversized_turn:
+                logger.warning(
+                    "Turn %s alone exceeds AGENT_SESSION_MAX_MESSAGES (%d items kept whole)",
+                    turn.id,
+                    pruned.kept,
+                )
             stats = await memory.stats()
             async with session_scope(self._sessionmaker) as db:
-                message = await self._save_reply(
-                    db, turn, final, recorder, usage, stats.items, stats.bytes
-                )
+                message = await self._save_reply(db, turn, final, recorder, usage, pruned, stats)
             return message
         except BaseException:
             # Cut memory back to the point PostgreSQL holds: history + the user's message.
@@ -240,8 +281,8 @@ class TurnRunner:
         final: str,
         recorder: TurnRecorder,
         usage: dict[str, Any],
-        memory_items: int,
-        memory_bytes: int,
+        pruned: PruneResult,
+        stats: MemoryStats,
     ) -> MessagePublic:
         """Step 3: assistant message, bookkeeping and lease release in one transaction."""
         conversation = await db.get_one(Conversation, turn.conversation_id, with_for_update=True)
@@ -255,12 +296,12 @@ class TurnRunner:
                 "tool_calls": recorder.metadata_tool_calls(),
                 "usage": usage,
                 "model": _model_name(self._agent),
+                **({"oversized_turn": True} if pruned.oversized_turn else {}),
             },
         )
-        conversation.memory_state = MemoryState.ACTIVE
-        conversation.memory_item_count = memory_items
-        conversation.memory_bytes = memory_bytes
-        db.add(conversation)
+        await sessions.record_memory(
+            db, conversation, items=stats.items, size=stats.bytes, pruned=pruned.removed > 0
+        )
         await conversations.release_turn(db, conversation_id=turn.conversation_id, turn_id=turn.id)
         return MessagePublic.model_validate(message)
 

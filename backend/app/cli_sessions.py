@@ -1,0 +1,173 @@
+"""`python -m app sessions …`: the operators' runbook commands for agent memory."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.progress import Progress
+
+from app.config import Settings
+
+sessions_cli = typer.Typer(no_args_is_help=True, help="Inspect and maintain agent memory")
+_T = TypeVar("_T")
+
+
+@asynccontextmanager
+async def job_context(settings: Settings) -> AsyncIterator[Any]:
+    """Database (embedded if DATABASE_URL is unset), memory store and job context."""
+    from app.assistant.memory import AgentMemoryStore
+    from app.db import create_sessionmaker
+    from app.main import ensure_schema, open_database
+    from app.scheduler.jobs import JobContext
+
+    engine, embedded = await open_database(settings)
+    try:
+        await ensure_schema(engine, migrate=embedded is not None or settings.AUTO_MIGRATE)
+        yield JobContext(
+            sessionmaker=create_sessionmaker(engine),
+            memory_store=AgentMemoryStore(settings.agent_session_dir),
+            settings=settings,
+        )
+    finally:
+        await engine.dispose()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _run(operation: Callable[[Any], Awaitable[_T]], *, progress_label: str | None = None) -> _T:
+    from app.cli import _settings
+    from app.errors import AppError
+
+    settings = _settings()
+
+    async def _main() -> _T:
+        async with job_context(settings) as ctx:
+            if progress_label is None:
+                return await operation(ctx)
+            with Progress(transient=True) as progress:
+                task = progress.add_task(progress_label, total=None)
+
+                def update(done: int, total: int) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                return await operation(dataclasses.replace(ctx, on_progress=update))
+
+    try:
+        return asyncio.run(_main())
+    except AppError as e:
+        typer.echo(f"{type(e).__name__}: {e.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _print(value: Any) -> None:
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+def _run_job(name: str, progress_label: str | None = None, **kwargs: Any) -> None:
+    from app.models import RunStatus
+    from app.scheduler.registry import run_job
+
+    run = _run(
+        lambda ctx: run_job(name, ctx, trigger="cli", **kwargs), progress_label=progress_label
+    )
+    _print({"job": run.job, "status": run.status, "counts": run.counts, "error": run.error})
+    if run.status == RunStatus.FAILED:
+        raise typer.Exit(1)
+
+
+@sessions_cli.command()
+def stats() -> None:
+    """Sessions, items, bytes, oldest/newest activity and sessions over the cap."""
+    from app.services.sessions import session_stats
+
+    async def op(ctx: Any) -> Any:
+        async with ctx.sessionmaker() as db:
+            return await session_stats(db, max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES)
+
+    _print(_run(op))
+
+
+@sessions_cli.command()
+def show(thread_id: uuid.UUID) -> None:
+    """One thread's memory: items, bytes, last activity."""
+    from app.services.memory_admin import inspect_memory
+
+    _print(_run(lambda ctx: inspect_memory(ctx, thread_id)))
+
+
+@sessions_cli.command()
+def prune(
+    thread_id: Annotated[uuid.UUID | None, typer.Argument()] = None,
+    all_sessions: Annotated[bool, typer.Option("--all", help="Every session over the cap")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+) -> None:
+    """Prune one thread (THREAD_ID) or --all sessions over the cap, turn-aligned."""
+    if (thread_id is None) == (not all_sessions):
+        raise typer.BadParameter("give a THREAD_ID or --all")
+    if thread_id is not None:
+        from app.scheduler.jobs import prune as prune_job
+
+        _print(_run(lambda ctx: prune_job(ctx, thread_id=thread_id, dry_run=dry_run)))
+    else:
+        _run_job("prune", progress_label="Pruning", dry_run=dry_run)
+
+
+@sessions_cli.command()
+def clear(thread_id: uuid.UUID) -> None:
+    """Make the agent forget a thread (its messages stay)."""
+    from app.services.memory_admin import clear_memory
+
+    _print(_run(lambda ctx: clear_memory(ctx, thread_id)))
+
+
+@sessions_cli.command()
+def cleanup(
+    dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
+    older_than: Annotated[int | None, typer.Option("--older-than", min=1, help="Days")] = None,
+) -> None:
+    """Delete memory of threads inactive past the retention (or --older-than DAYS)."""
+    _run_job("cleanup", progress_label="Cleaning up", dry_run=dry_run, older_than_days=older_than)
+
+
+@sessions_cli.command()
+def rebuild(thread_id: uuid.UUID) -> None:
+    """Rebuild a thread's memory from the PostgreSQL log."""
+    from app.services.memory_admin import rebuild_memory
+
+    _print(_run(lambda ctx: rebuild_memory(ctx, thread_id)))
+
+
+@sessions_cli.command()
+def vacuum() -> None:
+    """Vacuum memory files whose free pages pass AGENT_SESSION_VACUUM_FREE_RATIO."""
+    _run_job("vacuum", progress_label="Vacuuming")
+
+
+@sessions_cli.command()
+def verify() -> None:
+    """Cross-store check: orphan files, and live rows whose file is gone (report only)."""
+    from app.scheduler.jobs import sweep_orphans
+
+    report = _run(lambda ctx: sweep_orphans(ctx, remove=False))
+    _print(report)
+    if report["orphan_files"] or report["rows_without_file"]:
+        raise typer.Exit(1)
+
+
+@sessions_cli.command("run-job")
+def run_job_command(name: str) -> None:
+    """Run a maintenance job now: cleanup, prune, sweep-orphans, vacuum."""
+    from app.scheduler.registry import JOBS
+
+    if name not in JOBS:
+        raise typer.BadParameter(f"unknown job {name!r}; jobs: {', '.join(JOBS)}")
+    _run_job(name)

@@ -1,0 +1,265 @@
+"""Maintenance jobs: plain async functions with explicit dependencies that return a summary.
+
+The scheduler, the CLI (`sessions run-job NAME`) and the admin API all call these same
+functions through `run_job`, which serializes each job across processes and records the run.
+
+A job never touches a memory file that a turn holds: before deleting or rewriting a file it
+takes the conversation's turn lease in PostgreSQL (skipping conversations whose lease is
+taken), so a turn that starts meanwhile gets a 409 instead of writing into a deleted file.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from app.assistant.memory import AgentMemoryStore
+from app.config import Settings
+from app.db import SessionMaker, session_scope
+from app.models import Conversation, MemoryState
+from app.models.base import utc_now
+from app.services import sessions
+
+logger = logging.getLogger(__name__)
+
+MAINTENANCE_LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What every job may use; `clock` is injectable so tests never sleep."""
+
+    sessionmaker: SessionMaker
+    memory_store: AgentMemoryStore
+    settings: Settings
+    clock: Callable[[], datetime] = field(default=utc_now)
+    # Called with (done, total) after each batch: the CLI draws its progress bar with it.
+    on_progress: Callable[[int, int], None] | None = None
+
+
+async def claimed_batches(
+    ctx: JobContext, where: Any, *, lease_id: uuid.UUID
+) -> AsyncIterator[list[tuple[uuid.UUID, uuid.UUID]]]:
+    """Yield batches of idle conversations matching `where`, each batch under our lease.
+
+    Candidates are read once (oldest activity first), so a job visits each at most once.
+    Each batch is claimed with the same condition re-checked, skipping any conversation
+    whose turn lease is taken: a turn in progress is never touched.
+    """
+    async with ctx.sessionmaker() as db:
+        candidates = list(
+            (
+                await db.exec(
+                    select(Conversation.id)
+                    .where(where)
+                    .order_by(col(Conversation.last_activity_at))
+                )
+            ).all()
+        )
+    size = ctx.settings.AGENT_SESSION_CLEANUP_BATCH_SIZE
+    for start in range(0, len(candidates), size):
+        if ctx.on_progress is not None:
+            ctx.on_progress(start, len(candidates))
+        chunk = candidates[start : start + size]
+        now = utc_now()
+        async with session_scope(ctx.sessionmaker) as db:
+            result = await db.exec(
+                sa.update(Conversation)
+                .where(
+                    col(Conversation.id).in_(chunk),
+                    where,
+                    sa.or_(
+                        col(Conversation.active_turn_id).is_(None),
+                        col(Conversation.active_turn_expires_at) < now,
+                    ),
+                )
+                .values(active_turn_id=lease_id, active_turn_expires_at=now + MAINTENANCE_LEASE)
+                .returning(Conversation.id, Conversation.user_id)
+            )
+            batch = [(row[0], row[1]) for row in result.all()]
+        if batch:
+            yield batch
+    if ctx.on_progress is not None:
+        ctx.on_progress(len(candidates), len(candidates))
+
+
+async def cleanup(
+    ctx: JobContext, *, older_than_days: int | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Delete the memory files of conversations inactive for longer than the retention.
+
+    The threads and their messages stay; the next message rebuilds memory from the log.
+
+    Args:
+        older_than_days: overrides AGENT_SESSION_RETENTION_DAYS (whose 0 disables cleanup).
+        dry_run: only count what would be deleted.
+    """
+    days = ctx.settings.AGENT_SESSION_RETENTION_DAYS if older_than_days is None else older_than_days
+    if days <= 0:
+        return {"disabled": True}
+    cutoff = ctx.clock() - timedelta(days=days)
+    expired = sa.and_(
+        col(Conversation.memory_state) == MemoryState.ACTIVE,
+        col(Conversation.last_activity_at) < cutoff,
+    )
+    if dry_run:
+        async with ctx.sessionmaker() as db:
+            count = (await db.exec(select(sa.func.count()).where(expired))).one()
+        return {"dry_run": True, "would_delete": count, "cutoff": cutoff.isoformat()}
+    lease_id, deleted, batches = uuid.uuid4(), 0, 0
+    async for batch in claimed_batches(ctx, expired, lease_id=lease_id):
+        for conversation_id, user_id in batch:
+            await ctx.memory_store.delete(user_id, conversation_id)
+        await _mark_expired(ctx, lease_id, [conversation_id for conversation_id, _ in batch])
+        deleted, batches = deleted + len(batch), batches + 1
+        logger.info("cleanup: %d memory files deleted so far (batch %d)", deleted, batches)
+    return {"deleted": deleted, "batches": batches, "cutoff": cutoff.isoformat()}
+
+
+async def _mark_expired(ctx: JobContext, lease_id: uuid.UUID, ids: list[uuid.UUID]) -> None:
+    async with session_scope(ctx.sessionmaker) as db:
+        await db.exec(
+            sa.update(Conversation)
+            .where(col(Conversation.id).in_(ids), col(Conversation.active_turn_id) == lease_id)
+            .values(
+                memory_state=MemoryState.EXPIRED,
+                memory_item_count=0,
+                memory_bytes=0,
+                active_turn_id=None,
+                active_turn_expires_at=None,
+            )
+        )
+
+
+async def prune(
+    ctx: JobContext, *, thread_id: uuid.UUID | None = None, dry_run: bool = False
+) -> dict[str, Any]:
+    """Prune sessions over the cap (after the cap was lowered, say) and vacuum fragmented files.
+
+    Args:
+        thread_id: only this conversation (any size); default every one over the cap.
+        dry_run: only count the sessions over the cap.
+    """
+    cap = ctx.settings.AGENT_SESSION_MAX_MESSAGES
+    recently = ctx.clock() - timedelta(
+        minutes=2 * ctx.settings.AGENT_SESSION_PRUNE_INTERVAL_MINUTES
+    )
+    where = col(Conversation.memory_state) == MemoryState.ACTIVE
+    if thread_id is not None:
+        where = sa.and_(where, col(Conversation.id) == thread_id)
+    else:
+        where = sa.and_(
+            where,
+            sa.or_(
+                col(Conversation.memory_item_count) > cap,
+                col(Conversation.memory_pruned_at) >= recently,
+            ),
+        )
+    if dry_run:
+        async with ctx.sessionmaker() as db:
+            count = (await db.exec(select(sa.func.count()).where(where))).one()
+        return {"dry_run": True, "would_check": count}
+    totals = {"checked": 0, "pruned": 0, "items_removed": 0, "vacuumed": 0}
+    lease_id = uuid.uuid4()
+    async for batch in claimed_batches(ctx, where, lease_id=lease_id):
+        for conversation_id, user_id in batch:
+            await _prune_one(ctx, lease_id, conversation_id, user_id, totals)
+    return totals
+
+
+async def _prune_one(
+    ctx: JobContext,
+    lease_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    user_id: uuid.UUID,
+    totals: dict[str, int],
+) -> None:
+    async with ctx.memory_store.open(user_id, conversation_id) as memory:
+        result = await memory.prune(ctx.settings.AGENT_SESSION_MAX_MESSAGES)
+        await memory.checkpoint()
+        if await memory.free_page_ratio() > ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO:
+            await memory.vacuum()
+            totals["vacuumed"] += 1
+        stats = await memory.stats()
+    async with session_scope(ctx.sessionmaker) as db:
+        conversation = await db.get_one(Conversation, conversation_id)
+        await sessions.record_memory(
+            db, conversation, items=stats.items, size=stats.bytes, pruned=result.removed > 0
+        )
+        if conversation.active_turn_id == lease_id:
+            conversation.active_turn_id = conversation.active_turn_expires_at = None
+    totals["checked"] += 1
+    totals["pruned"] += result.removed > 0
+    totals["items_removed"] += result.removed
+
+
+async def vacuum(ctx: JobContext) -> dict[str, Any]:
+    """Vacuum every live memory file whose free pages pass AGENT_SESSION_VACUUM_FREE_RATIO."""
+    totals = {"checked": 0, "vacuumed": 0}
+    lease_id = uuid.uuid4()
+    where = col(Conversation.memory_state) == MemoryState.ACTIVE
+    async for batch in claimed_batches(ctx, where, lease_id=lease_id):
+        for conversation_id, user_id in batch:
+            async with ctx.memory_store.open(user_id, conversation_id) as memory:
+                if await memory.free_page_ratio() > ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO:
+                    await memory.vacuum()
+                    totals["vacuumed"] += 1
+            totals["checked"] += 1
+        await release_lease(ctx, lease_id, [conversation_id for conversation_id, _ in batch])
+    return totals
+
+
+async def release_lease(ctx: JobContext, lease_id: uuid.UUID, ids: list[uuid.UUID]) -> None:
+    """Give back the turn lease of `ids` if we still hold it."""
+    async with session_scope(ctx.sessionmaker) as db:
+        await db.exec(
+            sa.update(Conversation)
+            .where(col(Conversation.id).in_(ids), col(Conversation.active_turn_id) == lease_id)
+            .values(active_turn_id=None, active_turn_expires_at=None)
+        )
+
+
+async def sweep_orphans(ctx: JobContext, *, remove: bool = True) -> dict[str, Any]:
+    """Find memory files with no conversation row, and live rows whose file is gone.
+
+    Args:
+        remove: delete orphan files and mark rows without a file expired (they rebuild from
+            the log on their next turn); False only reports.
+    """
+    files = {
+        conversation_id: user_id for user_id, conversation_id, _ in ctx.memory_store.iter_sessions()
+    }
+    async with ctx.sessionmaker() as db:
+        rows = (
+            await db.exec(select(Conversation.id, Conversation.user_id, Conversation.memory_state))
+        ).all()
+    owners = {row[0]: row[1] for row in rows}
+    orphan_files = [(u, c) for c, u in files.items() if owners.get(c) != u]
+    missing = [row[0] for row in rows if row[2] == MemoryState.ACTIVE and row[0] not in files]
+    if remove:
+        for user_id, conversation_id in orphan_files:
+            await ctx.memory_store.delete(user_id, conversation_id)
+        if missing:
+            async with session_scope(ctx.sessionmaker) as db:
+                await db.exec(
+                    sa.update(Conversation)
+                    .where(
+                        col(Conversation.id).in_(missing),
+                        col(Conversation.active_turn_id).is_(None),
+                    )
+                    .values(memory_state=MemoryState.EXPIRED, memory_item_count=0, memory_bytes=0)
+                )
+    return {
+        "orphan_files": len(orphan_files),
+        "rows_without_file": len(missing),
+        "removed": remove,
+        "orphan_ids": [str(c) for _, c in orphan_files[:50]],
+        "missing_ids": [str(c) for c in missing[:50]],
+    }

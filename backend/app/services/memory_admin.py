@@ -1,0 +1,82 @@
+"""One-conversation memory operations for operators: clear, rebuild, prune, inspect.
+
+Each takes the conversation's turn lease first, so it never races a turn.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlmodel import col
+
+from app.db import session_scope
+from app.errors import ConflictError, NotFoundError
+from app.models import Conversation, MemoryState
+from app.scheduler.jobs import JobContext, claimed_batches, release_lease
+from app.services import sessions
+
+
+@asynccontextmanager
+async def leased(ctx: JobContext, thread_id: uuid.UUID) -> AsyncIterator[uuid.UUID]:
+    """Hold the thread's turn lease for the block; yields the owning user's id.
+
+    Raises:
+        NotFoundError: no such thread.
+        ConflictError: a turn is running in it.
+    """
+    lease_id = uuid.uuid4()
+    user_id = None
+    async for batch in claimed_batches(ctx, col(Conversation.id) == thread_id, lease_id=lease_id):
+        user_id = batch[0][1]
+    if user_id is None:
+        async with ctx.sessionmaker() as db:
+            if await db.get(Conversation, thread_id) is None:
+                raise NotFoundError(f"Thread {thread_id} not found")
+        raise ConflictError("A turn is running in this thread; try again when it ends")
+    try:
+        yield user_id
+    finally:
+        await release_lease(ctx, lease_id, [thread_id])
+
+
+async def clear_memory(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
+    """Make the agent forget the thread: delete its memory file (the messages stay)."""
+    async with leased(ctx, thread_id) as user_id:
+        existed = await ctx.memory_store.delete(user_id, thread_id)
+        async with session_scope(ctx.sessionmaker) as db:
+            conversation = await db.get_one(Conversation, thread_id)
+            await sessions.record_memory(db, conversation, items=0, size=0, state=MemoryState.EMPTY)
+    return {"thread_id": str(thread_id), "deleted_file": existed}
+
+
+async def rebuild_memory(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
+    """Replace the thread's memory with its newest whole turns from the PostgreSQL log."""
+    async with (
+        leased(ctx, thread_id) as user_id,
+        ctx.memory_store.open(user_id, thread_id) as memory,
+        session_scope(ctx.sessionmaker) as db,
+    ):
+        written = await sessions.rebuild_memory(
+            db, memory, conversation_id=thread_id, max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES
+        )
+        stats = await memory.stats()
+        conversation = await db.get_one(Conversation, thread_id)
+        await sessions.record_memory(db, conversation, items=stats.items, size=stats.bytes)
+    return {"thread_id": str(thread_id), "items": written}
+
+
+async def inspect_memory(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
+    """Bookkeeping plus what the file itself says (it is opened read-side only)."""
+    async with ctx.sessionmaker() as db:
+        info = await sessions.get_session_info(db, thread_id)
+    details: dict[str, Any] = info.model_dump(mode="json")
+    exists = ctx.memory_store.exists(info.user_id, thread_id)
+    details["file_exists"] = exists
+    if exists:
+        async with ctx.memory_store.open(info.user_id, thread_id) as memory:
+            stats = await memory.stats()
+        details["file_items"], details["file_bytes"] = stats.items, stats.bytes
+    return details

@@ -1,0 +1,141 @@
+"""Operator-facing operations on agent memory, shared by the turn, jobs, CLI and admin API.
+
+Facts about sessions (state, items, bytes, activity) are mirrored on the conversation rows,
+so stats are one SQL query however many files there are.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.assistant.memory import MemorySession
+from app.assistant.pruning import is_turn_start, items_from_log, plan_cut
+from app.errors import NotFoundError
+from app.models import Conversation, MemoryState
+from app.models.base import utc_now
+from app.services import messages
+
+
+class SessionStats(BaseModel):
+    sessions: int
+    total_items: int
+    average_items: float
+    bytes_on_disk: int
+    oldest_activity_at: datetime | None
+    newest_activity_at: datetime | None
+    over_cap: int
+    expired: int
+
+
+class SessionInfo(BaseModel):
+    thread_id: uuid.UUID
+    user_id: uuid.UUID
+    memory_state: str
+    items: int
+    bytes: int
+    last_activity_at: datetime
+    pruned_at: datetime | None
+
+
+async def session_stats(db: AsyncSession, *, max_items: int) -> SessionStats:
+    """Totals over every conversation with live memory, from bookkeeping (no file scan)."""
+    active = col(Conversation.memory_state) == MemoryState.ACTIVE
+    row = (
+        await db.exec(
+            select(
+                sa.func.count().filter(active),
+                sa.func.coalesce(sa.func.sum(Conversation.memory_item_count).filter(active), 0),
+                sa.func.coalesce(sa.func.sum(Conversation.memory_bytes).filter(active), 0),
+                sa.func.min(Conversation.last_activity_at).filter(active),
+                sa.func.max(Conversation.last_activity_at).filter(active),
+                sa.func.count().filter(active, col(Conversation.memory_item_count) > max_items),
+                sa.func.count().filter(col(Conversation.memory_state) == MemoryState.EXPIRED),
+            )
+        )
+    ).one()
+    sessions, items, size, oldest, newest, over_cap, expired = row
+    return SessionStats(
+        sessions=sessions,
+        total_items=items,
+        average_items=round(items / sessions, 2) if sessions else 0.0,
+        bytes_on_disk=size,
+        oldest_activity_at=oldest,
+        newest_activity_at=newest,
+        over_cap=over_cap,
+        expired=expired,
+    )
+
+
+async def get_session_info(db: AsyncSession, thread_id: uuid.UUID) -> SessionInfo:
+    conversation = await db.get(Conversation, thread_id)
+    if conversation is None:
+        raise NotFoundError(f"Thread {thread_id} not found")
+    return session_info(conversation)
+
+
+def session_info(conversation: Conversation) -> SessionInfo:
+    return SessionInfo(
+        thread_id=conversation.id,
+        user_id=conversation.user_id,
+        memory_state=conversation.memory_state,
+        items=conversation.memory_item_count,
+        bytes=conversation.memory_bytes,
+        last_activity_at=conversation.last_activity_at,
+        pruned_at=conversation.memory_pruned_at,
+    )
+
+
+async def rebuild_memory(
+    db: AsyncSession,
+    memory: MemorySession,
+    *,
+    conversation_id: uuid.UUID,
+    max_items: int,
+    exclude_message_id: uuid.UUID | None = None,
+) -> int:
+    """Replace the memory with the newest whole turns of the PostgreSQL log, tool calls included.
+
+    Returns:
+        The number of items written.
+    """
+    logged = await messages.recent_messages(db, conversation_id=conversation_id, limit=max_items)
+    items = items_from_log(
+        [(m.role, m.content, m.meta) for m in logged if m.id != exclude_message_id]
+    )
+    starts = [is_turn_start(item) for item in items]
+    first_turn = starts.index(True) if True in starts else len(items)
+    items, starts = items[first_turn:], starts[first_turn:]
+    items = items[plan_cut(starts, max_items).keep_from :]
+    await memory.replace_after(0, items)
+    return len(items)
+
+
+async def record_memory(
+    db: AsyncSession,
+    conversation: Conversation,
+    *,
+    items: int,
+    size: int,
+    pruned: bool = False,
+    state: MemoryState = MemoryState.ACTIVE,
+) -> None:
+    """Mirror the file's facts on the conversation row."""
+    conversation.memory_state = state
+    conversation.memory_item_count = items
+    conversation.memory_bytes = size
+    if pruned:
+        conversation.memory_pruned_at = utc_now()
+    db.add(conversation)
+    await db.flush()
+
+
+def summary(**counts: Any) -> dict[str, Any]:
+    """A job's or command's outcome, as stored in maintenance_runs."""
+    return {key: value for key, value in counts.items() if value is not None}

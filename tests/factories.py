@@ -1,0 +1,47 @@
+"""Builders for test data that go through the real API, plus a few direct row edits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import httpx
+import sqlalchemy as sa
+
+from app.models import Conversation
+from app.models.base import utc_now
+from tests.sse import send
+
+
+async def create_thread(
+    client: httpx.AsyncClient, headers: dict[str, str], title: str | None = None
+) -> str:
+    response = await client.post(
+        "/api/threads", json={"title": title} if title else {}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def thread_with_turns(client: httpx.AsyncClient, headers: dict[str, str], *texts: str) -> str:
+    """A thread that has taken one turn per text (through the real agent)."""
+    thread_id = await create_thread(client, headers)
+    for text in texts:
+        await send(client, thread_id, text, headers)
+    return thread_id
+
+
+async def age_thread(sessionmaker, thread_id: str | uuid.UUID, *, days: float) -> None:
+    """Move a thread's last activity `days` into the past (the clock is not touched)."""
+    async with sessionmaker() as db:
+        await db.exec(
+            sa.update(Conversation)
+            .where(Conversation.id == uuid.UUID(str(thread_id)))
+            .values(last_activity_at=utc_now() - timedelta(days=days))
+        )
+        await db.commit()
+
+
+async def conversation_row(sessionmaker, thread_id: str | uuid.UUID) -> Conversation:
+    async with sessionmaker() as db:
+        return await db.get_one(Conversation, uuid.UUID(str(thread_id)))
