@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     MAX_MESSAGE_CHARS: PositiveInt = 32_000
     MAX_TITLE_CHARS: Annotated[int, Field(ge=1, le=1000)] = 200
     MAX_TURN_SECONDS: PositiveInt = 300
+    MAX_REQUEST_BYTES: Annotated[int, Field(ge=1024)] = 1024 * 1024
+
+    # Observability.
+    METRICS_ENABLED: bool = True
+    LOG_CONTENT: bool = False
 
     @field_validator("DATABASE_URL", mode="before")
     @classmethod

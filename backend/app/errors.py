@@ -98,7 +98,9 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    kind = {404: "NotFoundError", 405: "MethodNotAllowed"}.get(exc.status_code, "HTTPError")
+    kind = {404: "NotFoundError", 405: "MethodNotAllowed", 413: "PayloadTooLargeError"}.get(
+        exc.status_code, "HTTPError"
+    )
     return JSONResponse(
         error_body(kind, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None)
     )

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import schema
-from app.api import health
+from app.api import health, metrics
 from app.api.router import api_router
 from app.assistant.agent import build_agent
 from app.assistant.memory import AgentMemoryStore
@@ -24,8 +24,10 @@ from app.db import SessionMaker, create_engine, create_sessionmaker, redact_url
 from app.embedded_db import EmbeddedPostgres, start_embedded
 from app.errors import register_exception_handlers
 from app.logging import configure_logging
+from app.metrics import MetricsMiddleware
+from app.middleware import BodySizeLimitMiddleware
 from app.scheduler.jobs import JobContext
-from app.scheduler.registry import build_scheduler
+from app.scheduler.registry import build_scheduler, run_job
 from app.services.chat import TurnRunner
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         scheduler = build_scheduler(job_context) if settings.SCHEDULER_ENABLED else None
         if scheduler is not None:
             scheduler.start()
+            # Repair what a crash left half-done, without delaying startup.
+            scheduler.add_job(
+                run_job,
+                args=["reconcile", job_context],
+                kwargs={"trigger": "startup"},
+                id="reconcile-on-startup",
+            )
         yield State(
             engine=engine,
             sessionmaker=sessionmaker,
@@ -141,6 +150,10 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None) 
     app.state.settings = settings
     app.state.model_override = model
     register_exception_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.MAX_REQUEST_BYTES)
+    if settings.METRICS_ENABLED:
+        app.add_middleware(MetricsMiddleware)
+        app.include_router(metrics.router)
     app.include_router(health.router)
     app.include_router(api_router, prefix="/api")
     return app

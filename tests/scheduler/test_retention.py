@@ -122,7 +122,7 @@ class TestCleanup:
         )
         await age_thread(running.sessionmaker, thread_id, days=10)
         await jobs.cleanup(job_context(running))
-        caplog.set_level("INFO", logger="app.services.chat")
+        caplog.set_level("INFO", logger="app.services.turn_memory")
         events = await send(client, thread_id, "what did I ask you to remember?", alice)
         assert "the code is 7" in reply_text(events)
         assert "Rebuilt the memory of thread" in caplog.text

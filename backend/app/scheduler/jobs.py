@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from sqlmodel import col, select
 from app.assistant.memory import AgentMemoryStore
 from app.config import Settings
 from app.db import SessionMaker, session_scope
-from app.models import Conversation, MemoryState
+from app.models import Conversation, MemoryState, Message
 from app.models.base import utc_now
 from app.services import sessions
 
@@ -263,3 +264,50 @@ async def sweep_orphans(ctx: JobContext, *, remove: bool = True) -> dict[str, An
         "orphan_ids": [str(c) for _, c in orphan_files[:50]],
         "missing_ids": [str(c) for c in missing[:50]],
     }
+
+
+async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]:
+    """Repair what a crash left half-done: threads whose log ends with an unanswered message.
+
+    A crash between a turn's memory writes and its reply's commit leaves memory ahead of the
+    log; such memory is rebuilt from the log. Threads whose memory already ends with that user
+    message (a turn that failed cleanly) are left as they are.
+    """
+    from app.services.turn_memory import open_turn_memory, rebuild_reason
+
+    last_role = (
+        select(Message.role)
+        .where(Message.conversation_id == Conversation.id)
+        .order_by(col(Message.created_at).desc(), col(Message.id).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    where = sa.and_(col(Conversation.memory_state) == MemoryState.ACTIVE, last_role == "user")
+    totals = {"checked": 0, "repaired": 0}
+    lease_id = uuid.uuid4()
+    async for batch in claimed_batches(ctx, where, lease_id=lease_id):
+        for conversation_id, _user_id in batch:
+            async with session_scope(ctx.sessionmaker) as db, AsyncExitStack() as resources:
+                conversation = await db.get_one(Conversation, conversation_id)
+                if dry_run:
+                    had_file = ctx.memory_store.exists(conversation.user_id, conversation_id)
+                    memory = await resources.enter_async_context(
+                        ctx.memory_store.open(conversation.user_id, conversation_id)
+                    )
+                    repaired = await rebuild_reason(db, memory, conversation, had_file=had_file)
+                else:
+                    memory, repaired = await open_turn_memory(
+                        db,
+                        ctx.memory_store,
+                        conversation,
+                        max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES,
+                        resources=resources,
+                    )
+                    stats = await memory.stats()
+                    await sessions.record_memory(
+                        db, conversation, items=stats.items, size=stats.bytes
+                    )
+            totals["checked"] += 1
+            totals["repaired"] += bool(repaired)
+        await release_lease(ctx, lease_id, [conversation_id for conversation_id, _ in batch])
+    return {**totals, "dry_run": dry_run}

@@ -20,6 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from app.db import session_scope
+from app.metrics import JOB_LAST_SUCCESS, JOB_RUNS
 from app.models import MaintenanceRun, RunStatus
 from app.models.base import utc_now
 from app.scheduler import jobs
@@ -35,6 +36,7 @@ JOBS: dict[str, JobFunction] = {
     "prune": jobs.prune,
     "sweep-orphans": jobs.sweep_orphans,
     "vacuum": jobs.vacuum,
+    "reconcile": jobs.reconcile,
 }
 
 
@@ -65,12 +67,14 @@ async def run_job(
         run = MaintenanceRun(job=name, trigger=trigger)
         if not got:
             run.status, run.finished_at = RunStatus.SKIPPED, utc_now()
+            JOB_RUNS.labels(name, run.status).inc()
             logger.info("Job %s skipped: another process holds its lock", name)
             return await _save(ctx, run)
         await _save(ctx, run)
         try:
             run.counts = await JOBS[name](ctx, **kwargs)
             run.status = RunStatus.SUCCEEDED
+            JOB_LAST_SUCCESS.labels(name).set_to_current_time()
             logger.info("Job %s finished: %s", name, run.counts)
         except Exception as e:
             # A job's failure is recorded and logged here, at the boundary, never raised into
@@ -78,6 +82,7 @@ async def run_job(
             run.status, run.error = RunStatus.FAILED, f"{type(e).__name__}: {e}"
             logger.exception("Job %s failed", name)
         run.finished_at = utc_now()
+        JOB_RUNS.labels(name, run.status).inc()
         return await _save(ctx, run)
 
 

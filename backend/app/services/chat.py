@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -43,13 +44,17 @@ from app.assistant.streaming import TurnRecorder
 from app.assistant.tools import TurnContext
 from app.config import Settings
 from app.db import SessionMaker, session_scope
-from app.models import Conversation, MemoryState, Message, MessagePublic, MessageRole
+from app.metrics import PRUNES, TURN_LATENCY, TURNS
+from app.models import Conversation, Message, MessagePublic, MessageRole
 from app.services import conversations, messages, sessions
+from app.services.turn_memory import open_turn_memory
 
 logger = logging.getLogger(__name__)
 
-# A lease outlives the turn's own time limit a little, so only a crashed worker's expires.
-LEASE_MARGIN_SECONDS = 30
+# A turn's lease is short and renewed while the turn runs, so a crashed worker's lease
+# frees the thread within TURN_LEASE instead of blocking it for a whole turn's time limit.
+TURN_LEASE = timedelta(seconds=30)
+LEASE_RENEW_SECONDS = 10.0
 MAX_AGENT_STEPS = 10
 SHUTDOWN_GRACE_SECONDS = 10.0
 
@@ -114,18 +119,18 @@ class TurnRunner:
             db, user_id=user_id, conversation_id=conversation_id
         )
         turn_id = uuid.uuid4()
-        lease = timedelta(seconds=self._settings.MAX_TURN_SECONDS + LEASE_MARGIN_SECONDS)
-        await conversations.claim_turn(db, conversation=conversation, turn_id=turn_id, lease=lease)
-        had_file = self._memory_store.exists(user_id, conversation_id)
-        resources = AsyncExitStack()
-        memory = await resources.enter_async_context(
-            self._memory_store.open(user_id, conversation_id)
+        await conversations.claim_turn(
+            db, conversation=conversation, turn_id=turn_id, lease=TURN_LEASE
         )
+        resources = AsyncExitStack()
         try:
-            if conversation.memory_state == MemoryState.EXPIRED or (
-                conversation.memory_state == MemoryState.ACTIVE and not had_file
-            ):
-                await self._rebuild(db, memory, conversation)
+            memory, _ = await open_turn_memory(
+                db,
+                self._memory_store,
+                conversation,
+                max_items=self._settings.AGENT_SESSION_MAX_MESSAGES,
+                resources=resources,
+            )
             message = await messages.add_message(
                 db,
                 conversation=conversation,
@@ -144,23 +149,6 @@ class TurnRunner:
             user_message=MessagePublic.model_validate(message),
             memory=memory,
             _resources=resources,
-        )
-
-    async def _rebuild(
-        self, db: AsyncSession, memory: MemorySession, conversation: Conversation
-    ) -> None:
-        """Memory expired or vanished: rebuild it from the log before the turn reads it."""
-        written = await sessions.rebuild_memory(
-            db,
-            memory,
-            conversation_id=conversation.id,
-            max_items=self._settings.AGENT_SESSION_MAX_MESSAGES,
-        )
-        logger.info(
-            "Rebuilt the memory of thread %s from the message log (%d items, was %s)",
-            conversation.id,
-            written,
-            conversation.memory_state,
         )
 
     def start(self, turn: Turn) -> None:
@@ -191,6 +179,8 @@ class TurnRunner:
     async def _execute(self, turn: Turn) -> None:
         assistant: MessagePublic | None = None
         error: TurnError | None = None
+        started = time.perf_counter()
+        heartbeat = asyncio.create_task(self._renew_lease(turn))
         try:
             async with turn._resources:
                 assistant = await self._run_and_save(turn)
@@ -208,7 +198,23 @@ class TurnRunner:
                 logger.warning(
                     "Turn %s in thread %s failed: %s", turn.id, turn.conversation_id, error.code
                 )
+        finally:
+            heartbeat.cancel()
+            TURNS.labels("failed" if error else "completed").inc()
+            TURN_LATENCY.observe(time.perf_counter() - started)
         await self._finish(turn, assistant, error)
+
+    async def _renew_lease(self, turn: Turn) -> None:
+        """Keep the turn's lease alive while it runs; a crashed worker stops renewing."""
+        while True:
+            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            try:
+                async with session_scope(self._sessionmaker) as db:
+                    await conversations.renew_turn(
+                        db, conversation_id=turn.conversation_id, turn_id=turn.id, lease=TURN_LEASE
+                    )
+            except (SQLAlchemyError, OSError):
+                logger.warning("Could not renew the lease of turn %s", turn.id)
 
     async def _run_and_save(self, turn: Turn) -> MessagePublic:
         memory = turn.memory
@@ -219,6 +225,7 @@ class TurnRunner:
                 final, recorder, usage = await self._run_agent(turn, memory)
             pruned = await memory.prune(self._settings.AGENT_SESSION_MAX_MESSAGES)
             if pruned.removed:
+                PRUNES.inc()
                 await memory.checkpoint()
             if pruned.oversized_turn:
                 logger.warning(

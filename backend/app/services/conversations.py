@@ -115,6 +115,17 @@ async def claim_turn(
     await db.refresh(conversation)
 
 
+async def renew_turn(
+    db: AsyncSession, *, conversation_id: uuid.UUID, turn_id: uuid.UUID, lease: timedelta
+) -> None:
+    """Extend a lease we still hold."""
+    await db.exec(
+        sa.update(Conversation)
+        .where(col(Conversation.id) == conversation_id, col(Conversation.active_turn_id) == turn_id)
+        .values(active_turn_expires_at=utc_now() + lease)
+    )
+
+
 async def release_turn(db: AsyncSession, *, conversation_id: uuid.UUID, turn_id: uuid.UUID) -> None:
     await db.exec(
         sa.update(Conversation)

@@ -1,0 +1,383 @@
+"""`MemorySession`: the SDK `Session` protocol over one SQLite connection.
+
+Statements run on the event loop instead of hopping to a worker thread per call: they touch
+one small local file and take microseconds. A lock held by another process is waited out with
+`await asyncio.sleep` (bounded by the busy timeout), never by blocking the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agents.items import TResponseInputItem
+from agents.memory import SessionSettings
+
+from app.assistant.pruning import plan_cut
+from app.errors import ServiceUnavailableError
+from app.metrics import MEMORY_READ, MEMORY_WRITE
+
+_T = TypeVar("_T")
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+SIDECAR_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS agent_sessions (
+        session_id TEXT PRIMARY KEY,
+        created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+        updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+    )""",
+    """CREATE TABLE IF NOT EXISTS agent_messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL,
+        message_data TEXT NOT NULL,
+        created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+        FOREIGN KEY (session_id) REFERENCES agent_sessions (session_id) ON DELETE CASCADE
+    )""",
+    """CREATE INDEX IF NOT EXISTS idx_agent_messages_session_id
+        ON agent_messages (session_id, id)""",
+)
+
+
+class MemoryCorruptError(Exception):
+    """The memory file cannot be used (not a database, malformed, rows that are not JSON)."""
+
+
+def is_corruption(error: BaseException) -> bool:
+    """SQLite errors that mean the file is unusable, as opposed to busy or locked."""
+    if isinstance(error, MemoryCorruptError):
+        return True
+    if not isinstance(error, sqlite3.DatabaseError):
+        return False
+    text = str(error).lower()
+    return not ("locked" in text or "busy" in text)
+
+
+class MemoryBusyError(ServiceUnavailableError):
+    """The memory file stayed locked by another process past the busy timeout."""
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    items: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    removed: int
+    kept: int
+    oversized_turn: bool  # one turn alone exceeds the cap; it was kept whole
+
+
+class MemorySession:
+    """The SDK `Session` protocol over one open SQLite connection.
+
+    Only `AgentMemoryStore.open()` creates these; the connection closes when that context
+    exits, after which every call raises.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        session_id: str,
+        path: Path,
+        *,
+        busy_timeout_s: float,
+        session_settings: SessionSettings | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.session_settings = session_settings or SessionSettings()
+        self.path = path
+        self._conn: sqlite3.Connection | None = conn
+        self._busy_timeout_s = busy_timeout_s
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        """Return the history in order; with a limit, the latest `limit` items."""
+        if limit is None:
+            limit = self.session_settings.limit
+        with MEMORY_READ.time():
+            rows = await self._read_rows(limit)
+            return [item for item in (_decode(data) for (data,) in rows) if item is not None]
+
+    async def _read_rows(self, limit: int | None) -> list[Any]:
+        if limit is None:
+            rows = await self._run(
+                lambda c: c.execute(
+                    "SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id",
+                    (self.session_id,),
+                ).fetchall()
+            )
+        else:
+            rows = await self._run(
+                lambda c: c.execute(
+                    "SELECT message_data FROM agent_messages WHERE session_id = ? "
+                    "ORDER BY id DESC LIMIT ?",
+                    (self.session_id, limit),
+                ).fetchall()[::-1]
+            )
+        return list(rows)
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        """Append items in one transaction."""
+        if not items:
+            self._require_open()
+            return
+        rows = [(self.session_id, json.dumps(item, ensure_ascii=False)) for item in items]
+
+        def _add(c: sqlite3.Connection) -> None:
+            with _transaction(c):
+                c.execute(
+                    "INSERT INTO agent_sessions (session_id) VALUES (?) "
+                    "ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP",
+                    (self.session_id,),
+                )
+                c.executemany(
+                    "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)", rows
+                )
+
+        with MEMORY_WRITE.time():
+            await self._run(_add)
+
+    async def pop_item(self) -> TResponseInputItem | None:
+        """Remove and return the newest item, or None when the history is empty."""
+
+        def _pop(c: sqlite3.Connection) -> str | None:
+            with _transaction(c):
+                row = c.execute(
+                    "DELETE FROM agent_messages WHERE id = (SELECT id FROM agent_messages "
+                    "WHERE session_id = ? ORDER BY id DESC LIMIT 1) RETURNING message_data",
+                    (self.session_id,),
+                ).fetchone()
+            return None if row is None else str(row[0])
+
+        data = await self._run(_pop)
+        return None if data is None else _decode(data)
+
+    async def clear_session(self) -> None:
+        """Delete every item of this session."""
+
+        def _clear(c: sqlite3.Connection) -> None:
+            with _transaction(c):
+                c.execute("DELETE FROM agent_messages WHERE session_id = ?", (self.session_id,))
+                c.execute("DELETE FROM agent_sessions WHERE session_id = ?", (self.session_id,))
+
+        await self._run(_clear)
+
+    async def check(self) -> None:
+        """Read every row of the session once, so a damaged file is found before a turn uses it.
+
+        Raises:
+            MemoryCorruptError: rows that are not JSON, or SQLite reports the file damaged.
+        """
+        (bad,) = await self._run(
+            lambda c: c.execute(
+                "SELECT count(*) FROM agent_messages WHERE session_id = ? "
+                "AND NOT json_valid(message_data)",
+                (self.session_id,),
+            ).fetchone()
+        )
+        if bad:
+            raise MemoryCorruptError(f"{bad} memory rows are not JSON")
+
+    async def ensure_writable(self) -> None:
+        """Wait (bounded) until no other process holds the write lock, then let it go.
+
+        Doing this before a turn commits anything turns a long foreign write into a clean 503
+        instead of a turn that fails halfway.
+
+        Raises:
+            MemoryBusyError: still locked after the busy timeout.
+        """
+
+        def _probe(c: sqlite3.Connection) -> None:
+            c.execute("BEGIN IMMEDIATE")
+            c.execute("ROLLBACK")
+
+        await self._run(_probe)
+
+    async def last_item(self) -> TResponseInputItem | None:
+        items = await self.get_items(limit=1)
+        return items[-1] if items else None
+
+    async def last_id(self) -> int:
+        """Position of the newest item (0 when empty): a mark to roll a failed turn back to."""
+        (last,) = await self._run(
+            lambda c: c.execute(
+                "SELECT coalesce(max(id), 0) FROM agent_messages WHERE session_id = ?",
+                (self.session_id,),
+            ).fetchone()
+        )
+        return int(last)
+
+    async def replace_after(self, mark: int, items: list[TResponseInputItem]) -> None:
+        """Drop every item newer than `mark` and append `items`, in one transaction.
+
+        A turn that fails or is cut off is rolled back this way to "history + the user's
+        message", the same point PostgreSQL's log is at.
+        """
+        rows = [(self.session_id, json.dumps(item, ensure_ascii=False)) for item in items]
+
+        def _replace(c: sqlite3.Connection) -> None:
+            with _transaction(c):
+                c.execute(
+                    "DELETE FROM agent_messages WHERE session_id = ? AND id > ?",
+                    (self.session_id, mark),
+                )
+                if rows:
+                    c.execute(
+                        "INSERT INTO agent_sessions (session_id) VALUES (?) "
+                        "ON CONFLICT (session_id) DO NOTHING",
+                        (self.session_id,),
+                    )
+                    c.executemany(
+                        "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)", rows
+                    )
+
+        await self._run(_replace)
+
+    async def prune(self, max_items: int) -> PruneResult:
+        """Cut the history back to at most `max_items` items, only at a turn boundary.
+
+        One SQLite transaction: a crash leaves the old history or the new one, never half.
+        Items are classified by SQLite's JSON functions, so no row is decoded in Python.
+        """
+
+        def _prune(c: sqlite3.Connection) -> PruneResult:
+            with _transaction(c):
+                rows = c.execute(
+                    "SELECT id, json_valid(message_data) AND "
+                    "json_extract(message_data, '$.role') = 'user' AND "
+                    "coalesce(json_extract(message_data, '$.type'), 'message') = 'message' "
+                    "FROM agent_messages WHERE session_id = ? ORDER BY id",
+                    (self.session_id,),
+                ).fetchall()
+                cut = plan_cut([bool(start) for _, start in rows], max_items)
+                if cut.removes_anything:
+                    c.execute(
+                        "DELETE FROM agent_messages WHERE session_id = ? AND id < ?",
+                        (self.session_id, rows[cut.keep_from][0]),
+                    )
+            return PruneResult(
+                removed=cut.keep_from,
+                kept=len(rows) - cut.keep_from,
+                oversized_turn=cut.oversized_turn,
+            )
+
+        return await self._run(_prune)
+
+    async def checkpoint(self) -> None:
+        """Fold the WAL into the database and truncate it, so a prune frees disk space."""
+        await self._run(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+
+    async def free_page_ratio(self) -> float:
+        """Share of the file's pages that are free (what VACUUM would give back)."""
+
+        def _ratio(c: sqlite3.Connection) -> float:
+            pages = c.execute("PRAGMA page_count").fetchone()[0]
+            free = c.execute("PRAGMA freelist_count").fetchone()[0]
+            return float(free) / pages if pages else 0.0
+
+        return await self._run(_ratio)
+
+    async def vacuum(self) -> None:
+        """Rewrite the file without free pages, then truncate the WAL."""
+        await self._run(lambda c: c.execute("VACUUM"))
+        await self.checkpoint()
+
+    async def stats(self) -> MemoryStats:
+        """Item count and bytes on disk (database plus WAL), for PostgreSQL bookkeeping."""
+        (count,) = await self._run(
+            lambda c: c.execute(
+                "SELECT count(*) FROM agent_messages WHERE session_id = ?", (self.session_id,)
+            ).fetchone()
+        )
+        return MemoryStats(items=int(count), bytes=file_bytes(self.path))
+
+    def _require_open(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("This memory session is closed; open it again from the store")
+        return self._conn
+
+    async def _run(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `op`, yielding the event loop while another process holds the write lock."""
+        conn = self._require_open()
+        deadline = time.monotonic() + self._busy_timeout_s
+        delay = 0.005
+        while True:
+            try:
+                return op(conn)
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise MemoryBusyError("The conversation's memory is busy; retry shortly") from e
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def configure_connection(conn: sqlite3.Connection) -> None:
+    """WAL, NORMAL sync, and the SDK schema (created only when missing)."""
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    tables = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+        "AND name IN ('agent_sessions', 'agent_messages')"
+    ).fetchone()[0]
+    if tables < 2:  # only a new file takes the write lock to create the schema
+        with _transaction(conn):
+            for statement in _SCHEMA:
+                conn.execute(statement)
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on error (connections run in autocommit)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+def _decode(data: str) -> TResponseInputItem | None:
+    # Like the SDK, a row that is not JSON is skipped rather than failing the whole read.
+    try:
+        item = json.loads(data)
+    except (json.JSONDecodeError, TypeError):
+        return None
+    return item if isinstance(item, dict) else None
+
+
+def make_private_dir(path: Path) -> None:
+    """Create a directory (and parents) readable only by the service's user."""
+    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o777 != DIR_MODE:
+        path.chmod(DIR_MODE)
+
+
+def file_bytes(path: Path) -> int:
+    """Bytes of a memory file with its WAL (what the file really costs on disk)."""
+    total = 0
+    for suffix in ("", "-wal"):
+        with suppress(FileNotFoundError):
+            total += Path(f"{path}{suffix}").stat().st_size
+    return total

@@ -1,0 +1,123 @@
+"""Prometheus metrics: what operators alert on (see deploy/prometheus/alerts.yml).
+
+Counters and histograms live in prometheus-client's default registry, as the library
+intends. Gauges about stored memory are refreshed from PostgreSQL bookkeeping when /metrics
+is scraped, so every worker and pod reports the same totals. With several uvicorn workers,
+set PROMETHEUS_MULTIPROC_DIR so counters from all workers are merged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+MEMORY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+
+HTTP_REQUESTS = Counter(
+    "threadkeeper_http_requests_total",
+    "HTTP requests by route and status",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "threadkeeper_http_request_duration_seconds",
+    "HTTP request latency (streams: whole stream)",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+TURNS = Counter("threadkeeper_turns_total", "Chat turns by outcome", ["status"])
+TURN_LATENCY = Histogram(
+    "threadkeeper_turn_duration_seconds",
+    "Time from a turn's start to its saved reply",
+    buckets=LATENCY_BUCKETS,
+)
+MEMORY_READ = Histogram(
+    "threadkeeper_memory_read_seconds", "Agent memory reads (get_items)", buckets=MEMORY_BUCKETS
+)
+MEMORY_WRITE = Histogram(
+    "threadkeeper_memory_write_seconds",
+    "Agent memory writes (add_items, prune)",
+    buckets=MEMORY_BUCKETS,
+)
+PRUNES = Counter("threadkeeper_memory_prunes_total", "Sessions cut back to the cap")
+RECOVERIES = Counter(
+    "threadkeeper_memory_recoveries_total", "Memory rebuilt from the log", ["reason"]
+)
+JOB_RUNS = Counter("threadkeeper_job_runs_total", "Maintenance job runs", ["job", "status"])
+ACTIVE_SESSIONS = Gauge(
+    "threadkeeper_memory_active_sessions",
+    "Conversations with a live memory file",
+    multiprocess_mode="max",
+)
+MEMORY_BYTES = Gauge(
+    "threadkeeper_memory_bytes", "Bytes of all memory files (bookkeeping)", multiprocess_mode="max"
+)
+ITEMS_PER_SESSION = Gauge(
+    "threadkeeper_memory_items_per_session",
+    "Average items per live session",
+    multiprocess_mode="max",
+)
+JOB_LAST_SUCCESS = Gauge(
+    "threadkeeper_job_last_success_timestamp_seconds",
+    "When each job last succeeded (any pod)",
+    ["job"],
+    multiprocess_mode="max",
+)
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """The exposition text, merged across workers in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped in the library
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by its route template (bounded label values)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = _route_template(scope)
+            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+
+
+def _route_template(scope: dict[str, Any]) -> str:
+    """The matched path with parameter values put back as `{name}`, or "unmatched"."""
+    if scope.get("route") is None:
+        return "unmatched"
+    path = str(scope.get("root_path", "")) + str(scope["path"])
+    for name, value in (scope.get("path_params") or {}).items():
+        path = path.replace(str(value), "{" + name + "}", 1)
+    return path
