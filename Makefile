@@ -7,7 +7,7 @@ PY := PYTHONPATH=backend $(BIN)/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-fast migrate token chat lint format format-check check bench clean
+.PHONY: help install run test migrate token chat lint format check bench fuzz drill clean
 
 help:
 	@echo "make run      set up and serve the API on http://127.0.0.1:8000 (docs at /docs)"
@@ -15,6 +15,8 @@ help:
 	@echo "make chat     chat from the terminal with the running server"
 	@echo "make token USER=alice [ADMIN=1]   print a bearer token"
 	@echo "make migrate  apply database migrations"
+	@echo "make drill    reliability drills against real server processes (slow)"
+	@echo "make fuzz     schemathesis against the running API (FUZZ_EXAMPLES=50)"
 	@echo "make lint | format | check | bench"
 
 $(STAMP): requirements.txt
@@ -37,8 +39,15 @@ token: $(STAMP)
 chat: $(STAMP)
 	@$(PY) -m app chat
 
+# The slow drills (real server processes, kill -9, outages) run with `make drill`; CI runs both.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not drill" $(PYTEST_ARGS)
+
+drill: $(STAMP)
+	$(BIN)/python -m pytest -m drill tests/drills $(PYTEST_ARGS)
+
+fuzz: $(STAMP)
+	$(BIN)/python scripts/fuzz.py $(if $(FUZZ_EXAMPLES),--max-examples $(FUZZ_EXAMPLES),)
 
 lint: $(STAMP)
 	$(BIN)/ruff check backend tests

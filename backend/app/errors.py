@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -72,10 +73,27 @@ def error_body(kind: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"error": kind, "detail": detail, **extra}
 
 
+class ErrorPublic(BaseModel):
+    """Every error response: a stable kind, a message for humans, and for 422 the details."""
+
+    error: str
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "model": ErrorPublic}
+
+
+# Declared on every router so the OpenAPI schema describes the real error bodies (FastAPI's
+# default 422 schema is replaced by ours).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing or invalid bearer token"},
-    404: {"description": "No such thread for this user"},
-    422: {"description": "Invalid input"},
+    400: _error("Bad request (for example an unknown cursor)"),
+    401: _error("Missing or invalid bearer token"),
+    404: _error("No such thread for this user"),
+    413: _error("Request body over MAX_REQUEST_BYTES"),
+    422: _error("Invalid input"),
+    503: _error("The database or a memory file is unavailable; retry after Retry-After"),
 }
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sqlmodel import col, select
 
 from app.deps import AdminUserDep, DbSessionDep, SettingsDep, get_admin_user
-from app.errors import NotFoundError
+from app.errors import ERROR_RESPONSES, ErrorPublic, NotFoundError
 from app.models import MaintenanceRun, MaintenanceRunPublic, MaintenanceRunsPublic
 from app.scheduler import jobs
 from app.scheduler.jobs import JobContext
@@ -21,7 +21,7 @@ router = APIRouter(
     prefix="/admin",
     tags=["admin"],
     dependencies=[Depends(get_admin_user)],
-    responses={403: {"description": "The token has no admin claim"}},
+    responses={**ERROR_RESPONSES, 403: {"description": "No admin claim", "model": ErrorPublic}},
 )
 
 

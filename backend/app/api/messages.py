@@ -14,7 +14,13 @@ from pydantic import BaseModel, ConfigDict
 
 from app.assistant.events import StreamEvent
 from app.deps import CurrentUserDep, DbSessionDep, SettingsDep, TurnRunnerDep
-from app.errors import ERROR_RESPONSES, PayloadTooLargeError, UnprocessableError, error_body
+from app.errors import (
+    ERROR_RESPONSES,
+    ErrorPublic,
+    PayloadTooLargeError,
+    UnprocessableError,
+    error_body,
+)
 from app.models import MessagePublic, MessagesPublic
 from app.services import conversations, messages
 from app.services.chat import Turn, TurnResult
@@ -65,9 +71,8 @@ def wants_json(request: Request) -> bool:
             "finished turn",
             "content": {"text/event-stream": {}, "application/json": {}},
         },
-        409: {"description": "A reply is already being generated in this thread"},
-        413: {"description": "The message is longer than MAX_MESSAGE_CHARS"},
-        503: {"description": "Memory or database busy; retry after the given seconds"},
+        409: {"description": "A reply is already being generated", "model": ErrorPublic},
+        413: {"description": "Text over MAX_MESSAGE_CHARS or body too large", "model": ErrorPublic},
     },
 )
 async def send_message(

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.deps import CurrentUserDep, DbSessionDep, MemoryStoreDep, SettingsDep
-from app.errors import ERROR_RESPONSES, UnprocessableError
+from app.errors import ERROR_RESPONSES, ErrorPublic, UnprocessableError
 from app.models import ThreadCreate, ThreadPublic, ThreadsPublic, ThreadUpdate
 from app.services import conversations
 from app.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -88,7 +88,7 @@ async def rename_thread(
 @router.delete(
     "/{thread_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={409: {"description": "A reply is being generated in this thread"}},
+    responses={409: {"description": "A reply is being generated", "model": ErrorPublic}},
 )
 async def delete_thread(
     *, db: DbSessionDep, user: CurrentUserDep, memory_store: MemoryStoreDep, thread_id: uuid.UUID

@@ -154,6 +154,8 @@ class TurnRunner:
     def start(self, turn: Turn) -> None:
         """Step 2: run the turn in a task of its own."""
         turn.emit(StreamEvent.USER_MESSAGE, turn.user_message)
+        if self._settings.LOG_CONTENT:  # off by default: logs must not hold what users wrote
+            logger.debug("Turn %s in thread %s: %r", turn.id, turn.conversation_id, turn.text)
         task = asyncio.create_task(self._execute(turn), name=f"turn-{turn.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
