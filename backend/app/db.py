@@ -47,27 +47,18 @@ def redact_url(url: str) -> str:
 
 async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Yield the request's session; commit on success, roll back on any error."""
-    sessionmaker: SessionMaker | None = getattr(request.state, "sessionmaker", None)
-    if sessionmaker is None:
-        raise RuntimeError(
-            "No sessionmaker on request.state: run the app through its lifespan, "
-            "or override get_db_session in tests"
-        )
-    async with sessionmaker() as db:
-        try:
-            yield db
-        except BaseException:
-            await db.rollback()
-            raise
-        else:
-            await db.commit()
+    async with session_scope(get_sessionmaker(request)) as db:
+        yield db
 
 
 def get_sessionmaker(request: Request) -> SessionMaker:
     """The session factory, for stream and background code that outlives the request."""
     sessionmaker: SessionMaker | None = getattr(request.state, "sessionmaker", None)
     if sessionmaker is None:
-        raise RuntimeError("No sessionmaker on request.state: run the app through its lifespan")
+        raise RuntimeError(
+            "No sessionmaker on request.state: run the app through its lifespan, "
+            "or override get_db_session in tests"
+        )
     return sessionmaker
 
 
