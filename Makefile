@@ -7,7 +7,7 @@ PY := PYTHONPATH=backend $(BIN)/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test migrate token chat lint format check bench fuzz drill clean
+.PHONY: help install run test migrate token chat lint typecheck format check bench fuzz drill clean
 
 help:
 	@echo "make run      set up and serve the API on http://127.0.0.1:8000 (docs at /docs)"
@@ -17,7 +17,7 @@ help:
 	@echo "make migrate  apply database migrations"
 	@echo "make drill    reliability drills against real server processes (slow)"
 	@echo "make fuzz     schemathesis against the running API (FUZZ_EXAMPLES=50)"
-	@echo "make lint | format | check | bench"
+	@echo "make lint | typecheck | format | check | bench"
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -53,11 +53,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check backend tests
 	$(BIN)/ruff format --check backend tests
 
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
 format: $(STAMP)
 	$(BIN)/ruff format backend tests
 	$(BIN)/ruff check --fix backend tests
 
-check: lint test
+check: lint typecheck test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -85,7 +85,7 @@ class TokenService:
         except jwt.PyJWTError as e:
             raise UnauthorizedError("Malformed token") from e
         key, algorithms = self._key_for(str(header.get("alg", "")))
-        options: dict[str, Any] = {"require": ["exp", "sub"], "verify_aud": bool(self._audience)}
+        options: Any = {"require": ["exp", "sub"], "verify_aud": bool(self._audience)}
         try:
             claims = jwt.decode(
                 token,

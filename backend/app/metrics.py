@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -116,7 +115,7 @@ class MetricsMiddleware:
             HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
-def _route_template(scope: dict[str, Any]) -> str:
+def _route_template(scope: Scope) -> str:
     """The matched path with parameter values put back as `{name}`, or "unmatched"."""
     if scope.get("route") is None:
         return "unmatched"

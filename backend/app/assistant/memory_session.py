@@ -15,7 +15,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
@@ -96,14 +96,14 @@ class MemorySession:
         session_settings: SessionSettings | None = None,
     ) -> None:
         self.session_id = session_id
-        self.session_settings = session_settings or SessionSettings()
+        self.session_settings: SessionSettings | None = session_settings or SessionSettings()
         self.path = path
         self._conn: sqlite3.Connection | None = conn
         self._busy_timeout_s = busy_timeout_s
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """Return the history in order; with a limit, the latest `limit` items."""
-        if limit is None:
+        if limit is None and self.session_settings is not None:
             limit = self.session_settings.limit
         with MEMORY_READ.time():
             rows = await self._read_rows(limit)
@@ -364,7 +364,7 @@ def _decode(data: str) -> TResponseInputItem | None:
         item = json.loads(data)
     except (json.JSONDecodeError, TypeError):
         return None
-    return item if isinstance(item, dict) else None
+    return cast(TResponseInputItem, item) if isinstance(item, dict) else None
 
 
 def make_private_dir(path: Path) -> None:

@@ -44,12 +44,12 @@ class Conversation(SQLModel, table=True):
     memory_state: str = Field(default=MemoryState.EMPTY, max_length=16, nullable=False)
     memory_item_count: int = Field(default=0, nullable=False)
     memory_bytes: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
-    memory_pruned_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]  # SQLModel lacks a precise overload for sa_type
+    memory_pruned_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
     active_turn_id: uuid.UUID | None = Field(default=None)
     active_turn_expires_at: datetime | None = Field(
         default=None, sa_type=sa.DateTime(timezone=True)
-    )  # type: ignore[call-overload]  # SQLModel lacks a precise overload for sa_type
+    )
 
 
 class ThreadCreate(BaseModel):

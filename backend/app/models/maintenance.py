@@ -31,7 +31,7 @@ class MaintenanceRun(SQLModel, table=True):
     trigger: str = Field(default="scheduler", max_length=16, nullable=False)
     status: str = Field(default=RunStatus.RUNNING, max_length=16, nullable=False)
     started_at: datetime = timestamp_field()
-    finished_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))  # type: ignore[call-overload]  # SQLModel lacks a precise overload for sa_type
+    finished_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     counts: dict[str, Any] = Field(
         default_factory=dict,
         sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),

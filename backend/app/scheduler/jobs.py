@@ -82,7 +82,7 @@ async def claimed_batches(
                     ),
                 )
                 .values(active_turn_id=lease_id, active_turn_expires_at=now + MAINTENANCE_LEASE)
-                .returning(Conversation.id, Conversation.user_id)
+                .returning(col(Conversation.id), col(Conversation.user_id))
             )
             batch = [(row[0], row[1]) for row in result.all()]
         if batch:

@@ -61,9 +61,7 @@ async def run_job(
     if name not in JOBS:
         raise UnknownJobError(name)
     async with ctx.sessionmaker() as lock_db, lock_db.begin():
-        got = (
-            await lock_db.exec(sa.select(sa.func.pg_try_advisory_xact_lock(lock_key(name))))
-        ).one()[0]
+        got = await lock_db.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(lock_key(name))))
         run = MaintenanceRun(job=name, trigger=trigger)
         if not got:
             run.status, run.finished_at = RunStatus.SKIPPED, utc_now()

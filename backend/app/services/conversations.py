@@ -105,7 +105,7 @@ async def claim_turn(
                 ),
             )
             .values(active_turn_id=turn_id, active_turn_expires_at=now + lease)
-            .returning(Conversation.id)
+            .returning(col(Conversation.id))
         )
     ).first()
     if claimed is None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from agents.items import TResponseInputItem
 from pydantic import BaseModel
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.assistant.memory import MemorySession
@@ -48,8 +49,8 @@ async def session_stats(db: AsyncSession, *, max_items: int) -> SessionStats:
     """Totals over every conversation with live memory, from bookkeeping (no file scan)."""
     active = col(Conversation.memory_state) == MemoryState.ACTIVE
     row = (
-        await db.exec(
-            select(
+        await db.exec(  # type: ignore[call-overload]  # sqlmodel types exec() for at most 4 columns
+            sa.select(
                 sa.func.count().filter(active),
                 sa.func.coalesce(sa.func.sum(Conversation.memory_item_count).filter(active), 0),
                 sa.func.coalesce(sa.func.sum(Conversation.memory_bytes).filter(active), 0),
@@ -113,7 +114,7 @@ async def rebuild_memory(
     first_turn = starts.index(True) if True in starts else len(items)
     items, starts = items[first_turn:], starts[first_turn:]
     items = items[plan_cut(starts, max_items).keep_from :]
-    await memory.replace_after(0, items)
+    await memory.replace_after(0, cast(list[TResponseInputItem], items))
     return len(items)
 
 
