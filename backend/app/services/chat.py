@@ -104,6 +104,7 @@ class TurnRunner:
         self._agent = agent
         self._settings = settings
         self._tasks: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()  # lease releases retried in outages
 
     async def prepare(
         self, db: AsyncSession, *, user_id: uuid.UUID, conversation_id: uuid.UUID, text: str
@@ -174,9 +175,10 @@ class TurnRunner:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
                 await self.wait_idle()
-        for task in list(self._tasks):
+        pending = [*self._tasks, *self._background]
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _execute(self, turn: Turn) -> None:
         assistant: MessagePublic | None = None
@@ -318,7 +320,7 @@ class TurnRunner:
         self, turn: Turn, assistant: MessagePublic | None, error: TurnError | None
     ) -> None:
         if error is not None:
-            await self._release_quietly(turn)
+            await self._release_or_retry(turn)
             turn.emit(StreamEvent.ERROR, error)
         else:
             assert assistant is not None
@@ -336,15 +338,37 @@ class TurnRunner:
                 )
             )
 
-    async def _release_quietly(self, turn: Turn) -> None:
-        # If PostgreSQL is down too, the lease simply expires.
+    async def _release_or_retry(self, turn: Turn) -> None:
+        """Give the lease back now, or keep trying in the background while PostgreSQL is down.
+
+        Without the retries, a thread whose turn failed in an outage would stay blocked for
+        the rest of its lease after the database came back.
+        """
+        if await self._try_release(turn):
+            return
+        task = asyncio.create_task(self._retry_release(turn), name=f"release-{turn.id}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _retry_release(self, turn: Turn) -> None:
+        deadline = time.monotonic() + TURN_LEASE.total_seconds()
+        delay = 0.25
+        while time.monotonic() + delay < deadline:
+            await asyncio.sleep(delay)
+            if await self._try_release(turn):
+                return
+            delay = min(delay * 2, 2.0)
+        logger.warning("Could not release the lease of turn %s; it expires by itself", turn.id)
+
+    async def _try_release(self, turn: Turn) -> bool:
         try:
             async with session_scope(self._sessionmaker) as db:
                 await conversations.release_turn(
                     db, conversation_id=turn.conversation_id, turn_id=turn.id
                 )
         except (SQLAlchemyError, OSError):
-            logger.warning("Could not release the lease of turn %s; it will expire", turn.id)
+            return False
+        return True
 
 
 def _model_name(agent: Agent[Any]) -> str:

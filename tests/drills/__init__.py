@@ -1,0 +1,1 @@
+"""Reliability drills: the real server in subprocesses, under load, crashes, corruption, outages."""
