@@ -17,7 +17,8 @@ help:
 	@echo "make migrate  apply database migrations"
 	@echo "make drill    reliability drills against real server processes (slow)"
 	@echo "make fuzz     schemathesis against the running API (FUZZ_EXAMPLES=50)"
-	@echo "make lint | typecheck | format | check | bench"
+	@echo "make bench    memory-store and service benchmarks vs the SDK's stock designs"
+	@echo "make lint | typecheck | format | check"
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -46,19 +47,23 @@ test: $(STAMP)
 drill: $(STAMP)
 	$(BIN)/python -m pytest -m drill tests/drills $(PYTEST_ARGS)
 
+# Not part of `make test`: prints a table and writes data/bench/latest.json (BENCH_ARGS=--quick).
+bench: $(STAMP)
+	PYTHONPATH=backend:. $(BIN)/python -m bench $(BENCH_ARGS)
+
 fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz.py $(if $(FUZZ_EXAMPLES),--max-examples $(FUZZ_EXAMPLES),)
 
 lint: $(STAMP)
-	$(BIN)/ruff check backend tests
-	$(BIN)/ruff format --check backend tests
+	$(BIN)/ruff check backend tests bench scripts
+	$(BIN)/ruff format --check backend tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format backend tests
-	$(BIN)/ruff check --fix backend tests
+	$(BIN)/ruff format backend tests bench scripts
+	$(BIN)/ruff check --fix backend tests bench scripts
 
 check: lint typecheck test
 

@@ -26,8 +26,9 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 SCRATCH_DATABASE = "threadkeeper_bench"
-EMBEDDED_DIR = Path("data/bench-postgres")
-OUT_DIR = Path("data/bench")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_DIR = REPO_ROOT / "data" / "bench-postgres"
+OUT_DIR = REPO_ROOT / "data" / "bench"
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,9 @@ def libpq(url: str) -> str:
 
 def _recreate(admin_conninfo: str, name: str, *, create: bool) -> None:
     with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         if create:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
@@ -78,7 +81,7 @@ def scratch_database() -> Iterator[Database]:
         from app.embedded_db import start_embedded_sync
 
         embedded = start_embedded_sync(EMBEDDED_DIR, database="postgres")
-        base, source = embedded.url, f"embedded ({EMBEDDED_DIR})"
+        base, source = embedded.url, "embedded (data/bench-postgres)"
     admin = libpq(base)
     url = make_url(base).set(database=SCRATCH_DATABASE).render_as_string(hide_password=False)
     try:

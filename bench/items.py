@@ -17,10 +17,11 @@ TurnBatches = list[list[Item]]
 
 MIN_BYTES = 512
 MAX_BYTES = 2048
-_WORDS = (
+_VOCABULARY = (
     "task milk build deploy review notes meeting café naïve schedule report invoice budget "
     "follow-up release draft—final ticket backlog sprint garden dentist groceries"
-).split()
+)
+_WORDS = _VOCABULARY.split()
 
 
 def _text(rng: random.Random, chars: int) -> str:
@@ -36,8 +37,14 @@ def _text(rng: random.Random, chars: int) -> str:
 def _sized(rng: random.Random, build: Any) -> Item:
     """Build an item whose JSON is between MIN_BYTES and MAX_BYTES, padding its free text."""
     target = rng.randint(MIN_BYTES, MAX_BYTES)
-    base = len(json.dumps(build(""), ensure_ascii=False).encode())
-    return build(_text(rng, max(0, target - base))) if base < target else build("")
+    text = _text(rng, max(0, target - _size(build(""))))
+    while text and _size(build(text)) > target:  # escapes and UTF-8 make text cost more
+        text = text[: len(text) - max(1, (_size(build(text)) - target) // 2)]
+    return build(text)
+
+
+def _size(item: Item) -> int:
+    return len(json.dumps(item, ensure_ascii=False).encode())
 
 
 def _hex(rng: random.Random) -> str:

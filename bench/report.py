@@ -24,6 +24,7 @@ class Row:
     median_ms: float | None = None
     p95_ms: float | None = None
     throughput: float | None = None  # per second (turns/s, ops/s)
+    value: str = ""  # any other figure: descriptors, errors, counts
     ratio: float | None = None
     ratio_of: str = ""  # what the ratio compares, e.g. "p95 / B"
     target: str = ""
@@ -33,13 +34,14 @@ class Row:
 
 _COLUMNS = (
     ("W", 3),
-    ("measure", 30),
+    ("measure", 36),
     ("sys", 6),
     ("median ms", 10),
     ("p95 ms", 9),
     ("thru/s", 8),
+    ("value", 24),
     ("ratio", 16),
-    ("target", 22),
+    ("target", 21),
     ("met", 4),
 )
 
@@ -64,6 +66,7 @@ def _cells(row: Row) -> list[str]:
         _num(row.median_ms),
         _num(row.p95_ms),
         _num(row.throughput, 1),
+        row.value,
         ratio,
         row.target,
         met,
@@ -82,7 +85,9 @@ def render_table(rows: list[Row]) -> str:
         previous = row.workload
         cells = _cells(row)
         if row.note:
-            notes.append(f"[{len(notes) + 1}] {row.workload} {row.measure} {row.system}: {row.note}")
+            notes.append(
+                f"[{len(notes) + 1}] {row.workload} {row.measure} {row.system}: {row.note}"
+            )
             cells[1] = f"{cells[1]} [{len(notes)}]"
         lines.append(" ".join(c.ljust(w) for c, (_, w) in zip(cells, _COLUMNS, strict=True)))
     if notes:

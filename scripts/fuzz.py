@@ -46,7 +46,9 @@ def wait_ready(base: str, server: subprocess.Popen[bytes], timeout_s: float = 60
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--max-examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES", "50")))
+    parser.add_argument(
+        "--max-examples", type=int, default=int(os.environ.get("FUZZ_EXAMPLES", "50"))
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "backend"))
     from app.auth import TokenService
@@ -55,29 +57,44 @@ def main() -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="fuzz-", dir=ROOT / "data"))
     port = free_port()
     env = {
-        **os.environ, "PYTHONPATH": "backend", "DATA_DIR": str(data_dir), "PORT": str(port),
-        "HOST": "127.0.0.1", "AUTH_JWT_SECRET": SECRET, "SCHEDULER_ENABLED": "false",
-        "MODEL_PROVIDER": "offline", "LOG_LEVEL": "WARNING", "AUTO_MIGRATE": "true",
+        **os.environ,
+        "PYTHONPATH": "backend",
+        "DATA_DIR": str(data_dir),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "AUTH_JWT_SECRET": SECRET,
+        "SCHEDULER_ENABLED": "false",
+        "MODEL_PROVIDER": "offline",
+        "LOG_LEVEL": "WARNING",
+        "AUTO_MIGRATE": "true",
     }
     if not env.get("DATABASE_URL") and env.get("TEST_DATABASE_URL"):
         env["DATABASE_URL"] = env["TEST_DATABASE_URL"]
-    token = TokenService.from_settings(load_settings(AUTH_JWT_SECRET=SECRET, DATA_DIR=data_dir)).issue(
-        "fuzzer", admin=True
-    )
-    server = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
+    token = TokenService.from_settings(
+        load_settings(AUTH_JWT_SECRET=SECRET, DATA_DIR=data_dir)
+    ).issue("fuzzer", admin=True)
+    server = subprocess.Popen(
         [sys.executable, "-m", "app", "serve"], cwd=ROOT, env=env, start_new_session=True
     )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base, server)
-        return subprocess.call(  # noqa: S603
+        return subprocess.call(
             [
-                sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json",
-                "--header", f"Authorization: Bearer {token}",
-                "--max-examples", str(args.max_examples),
-                "--checks", "not_a_server_error,response_schema_conformance",
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                f"{base}/openapi.json",
+                "--header",
+                f"Authorization: Bearer {token}",
+                "--max-examples",
+                str(args.max_examples),
+                "--checks",
+                "not_a_server_error,response_schema_conformance",
                 "--generation-deterministic",
-                "--suppress-health-check", "all",
+                "--suppress-health-check",
+                "all",
             ],
             cwd=ROOT,
         )

@@ -1,0 +1,189 @@
+"""`python -m bench [--quick] [--only w1,w3]`: run the workloads, print the table, write JSON.
+
+Run from the repository root with PYTHONPATH=backend:. (`make bench` does). A workload that
+crashes is reported as an error row and the others still run; missed targets are results,
+not failures, so the exit status is non-zero only for crashes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import traceback
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from bench import env
+from bench.report import Row, print_report, write_json
+from bench.systems import DESCRIPTIONS
+
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7")
+NEEDS_DATABASE = {"w6", "w7"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Repetition counts: the full run fits in 10 minutes on 2 cores, --quick in one."""
+
+    w1_reps: int = 200
+    w2_reps: int = 150
+    w3_conversations: int = 64
+    w3_turns: int = 50
+    w3_reps: int = 2
+    w5_reps: int = 50
+    w6_conversations: int = 10_000
+    w6_stats_reps: int = 50
+    w7_clients: int = 64
+    w7_rounds: int = 3
+    w7_turns_per_round: int = 5
+    w7_sequential: int = 40
+
+
+QUICK = Plan(
+    w1_reps=20,
+    w2_reps=15,
+    w3_turns=5,
+    w3_reps=1,
+    w5_reps=5,
+    w6_conversations=1_000,
+    w6_stats_reps=10,
+    w7_rounds=1,
+    w7_turns_per_round=1,
+    w7_sequential=5,
+)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (< 1 minute)")
+    parser.add_argument(
+        "--only", default="", help=f"comma-separated workloads ({','.join(WORKLOADS)})"
+    )
+    args = parser.parse_args(argv)
+    chosen = [w.strip().lower() for w in args.only.split(",") if w.strip()]
+    unknown = sorted(set(chosen) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(unknown)}; choose from {WORKLOADS}")
+    selected = set(chosen or WORKLOADS)
+    if selected & {"w3", "w4"}:  # descriptors are sampled during the throughput runs
+        selected |= {"w3", "w4"}
+    args.selected = selected
+    return args
+
+
+def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Callable]]:
+    """(workload, thunk) in run order; each thunk returns (rows, raw figures)."""
+    from bench import cleanup, memory_workloads as memory, service, throughput
+
+    names = ["A", "B", "C", "T"] if db else ["A", "B", "T"]
+    url = db.url if db else None
+    jobs: list[tuple[str, Callable]] = [
+        ("w1", partial(_arun, memory.w1_get_items, names, root, url, plan.w1_reps)),
+        ("w2", partial(_arun, memory.w2_turn_writes, names, root, url, plan.w2_reps)),
+        (
+            "w3",
+            partial(
+                throughput.w3_w4,
+                names,
+                root,
+                url,
+                conversations=plan.w3_conversations,
+                turns=plan.w3_turns,
+                reps=plan.w3_reps,
+            ),
+        ),
+        ("w5", partial(_arun, memory.w5_prune, root, plan.w5_reps)),
+    ]
+    if db is not None:
+        w6 = partial(_arun, cleanup.w6, root, db, plan.w6_conversations, plan.w6_stats_reps)
+        w7 = partial(
+            service.w7,
+            root,
+            db,
+            clients=plan.w7_clients,
+            rounds=plan.w7_rounds,
+            per_round=plan.w7_turns_per_round,
+            seq=plan.w7_sequential,
+        )
+        jobs += [("w6", w6), ("w7", w7)]
+    return jobs
+
+
+def _arun(fn: Callable, *args: Any) -> Any:
+    return asyncio.run(fn(*args))
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = QUICK if args.quick else Plan()
+    started = time.monotonic()
+    started_at = datetime.now(UTC)
+    rows: list[Row] = []
+    figures: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    database: dict[str, Any] = {}
+    wants_db = bool(args.selected & (NEEDS_DATABASE | {"w1", "w2", "w3"}))
+    with ExitStack() as stack:
+        root = stack.enter_context(env.scratch_dir())
+        db = None
+        if wants_db:
+            try:
+                db = stack.enter_context(env.scratch_database())
+                database = {"source": db.source, "server_version": env.server_version(db.conninfo)}
+            except Exception as e:  # C, 6 and 7 are reported as errors; the rest still run
+                errors["database"] = f"{type(e).__name__}: {e}"
+        for name, job in _jobs(plan, root, db):
+            if name not in args.selected:
+                continue
+            began = time.monotonic()
+            try:
+                new_rows, raw = job()
+                rows += new_rows
+                figures[name] = {**raw, "seconds": round(time.monotonic() - began, 2)}
+            except Exception as e:
+                errors[name] = traceback.format_exc()
+                rows.append(Row(name[1:], "ERROR", "-", note=f"{type(e).__name__}: {e}"[:300]))
+        for name in sorted(args.selected & NEEDS_DATABASE):
+            if db is None:
+                rows.append(
+                    Row(name[1:], "SKIPPED", "-", note="no database: " + errors["database"])
+                )
+    duration = time.monotonic() - started
+    payload = {
+        "started_at": started_at.isoformat(),
+        "duration_s": round(duration, 1),
+        "mode": "quick" if args.quick else "full",
+        "selected": sorted(args.selected),
+        "plan": plan.__dict__,
+        "machine": env.machine(),
+        "database": database,
+        "systems": DESCRIPTIONS,
+        "workloads": figures,
+        "errors": errors,
+    }
+    path = write_json(env.OUT_DIR, payload, rows)
+    machine = payload["machine"]
+    header = (
+        f"Threadkeeper bench ({payload['mode']}, {started_at:%Y-%m-%d %H:%M} UTC): "
+        f"{machine['nproc']} CPUs, Python {machine['python']}, SQLite {machine['sqlite']}, "
+        f"openai-agents {machine['openai_agents']}, PostgreSQL "
+        f"{database.get('server_version', '-')} ({database.get('source', 'not used')})\n"
+        + "\n".join(f"  {k}: {v}" for k, v in DESCRIPTIONS.items())
+        + "\n  Systems interleaved (rotated order) in every repetition; times in ms.\n"
+    )
+    footer = [
+        "",
+        f"Wrote {path} and latest.json in {duration:.0f} s.",
+        *(f"Workload {k} failed: {v.strip().splitlines()[-1]}" for k, v in errors.items()),
+    ]
+    print_report(rows, header, footer)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(parse_args()))
