@@ -30,11 +30,13 @@ async def job_context(settings: Settings) -> AsyncIterator[Any]:
     engine, embedded = await open_database(settings)
     try:
         await ensure_schema(engine, migrate=embedded is not None or settings.AUTO_MIGRATE)
-        yield JobContext(
-            sessionmaker=create_sessionmaker(engine),
-            memory_store=AgentMemoryStore(settings.agent_session_dir),
-            settings=settings,
+        store = AgentMemoryStore(
+            settings.agent_session_dir, pool_size=settings.AGENT_SESSION_POOL_SIZE
         )
+        yield JobContext(
+            sessionmaker=create_sessionmaker(engine), memory_store=store, settings=settings
+        )
+        store.close()
     finally:
         await engine.dispose()
         if embedded is not None:

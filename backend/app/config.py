@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     AGENT_SESSION_CLEANUP_HOUR: Annotated[int, Field(ge=0, le=23)] = 2
     AGENT_SESSION_CLEANUP_TZ: str = "UTC"
     AGENT_SESSION_BUSY_TIMEOUT_MS: Annotated[int, Field(ge=0, le=60_000)] = 2_000
+    AGENT_SESSION_POOL_SIZE: Annotated[int, Field(ge=1, le=1_000)] = 16
     AGENT_SESSION_PRUNE_INTERVAL_MINUTES: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 60
     AGENT_SESSION_VACUUM_FREE_RATIO: Annotated[float, Field(gt=0, le=1)] = 0.3
     AGENT_SESSION_CLEANUP_BATCH_SIZE: Annotated[int, Field(ge=1, le=10_000)] = 500

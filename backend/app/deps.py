@@ -20,7 +20,7 @@ from app.config import Settings
 from app.db import SessionMaker, get_db_session, get_sessionmaker
 from app.errors import ForbiddenError, UnauthorizedError
 from app.services.chat import TurnRunner
-from app.services.users import get_or_create_user
+from app.services.users import UserIdCache
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT; `make -s token USER=alice` prints one")
 
@@ -60,16 +60,22 @@ class CurrentUser:
     is_admin: bool
 
 
+def get_user_id_cache(request: Request) -> UserIdCache:
+    cache: UserIdCache = request.state.user_ids
+    return cache
+
+
 async def get_current_user(
     db: DbSessionDep,
     tokens: TokenServiceDep,
+    user_ids: Annotated[UserIdCache, Depends(get_user_id_cache)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> CurrentUser:
     """The caller named by the bearer token; created on first sight."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthorizedError("Missing bearer token: send 'Authorization: Bearer <JWT>'")
     claims = tokens.verify(credentials.credentials)
-    user_id = await get_or_create_user(db, claims.subject)
+    user_id = await user_ids.resolve(db, claims.subject)
     return CurrentUser(id=user_id, subject=claims.subject, is_admin=claims.is_admin)
 
 

@@ -29,6 +29,7 @@ from app.middleware import BodySizeLimitMiddleware
 from app.scheduler.jobs import JobContext
 from app.scheduler.registry import build_scheduler, run_job
 from app.services.chat import TurnRunner
+from app.services.users import UserIdCache
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class State(TypedDict):
     token_service: TokenService
     turn_runner: TurnRunner
     job_context: JobContext
+    user_ids: UserIdCache
 
 
 async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
@@ -98,6 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
             settings.agent_session_dir,
             busy_timeout_ms=settings.AGENT_SESSION_BUSY_TIMEOUT_MS,
             session_settings=SessionSettings(limit=settings.AGENT_SESSION_READ_LIMIT),
+            pool_size=settings.AGENT_SESSION_POOL_SIZE,
         )
         agent = build_agent(settings, model=app.state.model_override)
         logger.info("Agent model: %s (%s)", settings.model_provider, agent.model)
@@ -124,10 +127,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
             token_service=TokenService.from_settings(settings),
             turn_runner=turn_runner,
             job_context=job_context,
+            user_ids=UserIdCache(),
         )
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         await turn_runner.aclose()
+        memory_store.close()
     finally:
         await engine.dispose()
         if embedded is not None:

@@ -55,6 +55,8 @@ class TestUnusableMemoryFile:
         )
         me = await running.user_id(alice)
         path = running.memory_store.path_for(me, uuid.UUID(thread_id))
+        # Damage at rest (as after a restart): no pooled connection holds the file or its WAL.
+        running.memory_store.close()
         damage(path)
         before = recovered("corrupt")
 

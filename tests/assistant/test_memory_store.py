@@ -190,6 +190,7 @@ class TestFiles:
 
         async def turn() -> None:
             async with store.open(user_id, conv_id) as memory:
+                await memory.add_items([user_item("first write")])
                 opened.set()
                 await release.wait()
                 await memory.add_items([user_item("last write")])
@@ -221,4 +222,7 @@ class TestFiles:
                 await memory.add_items([user_item("hello"), *tool_items(1)])
                 await memory.get_items(limit=20)
         assert len(list(store.iter_sessions())) == 300
+        # At most the pool's idle files stay open, 3 descriptors each (db, WAL, shm).
+        assert open_fds() - before <= 3 * store._pool.max_idle
+        store.close()
         assert open_fds() - before <= 2

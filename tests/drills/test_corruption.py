@@ -114,6 +114,9 @@ class TestCorruption:
                     outcome = await stream_turn(http, thread_id, text, headers)
                     assert outcome.ok, outcome.describe()
 
+            # Files are damaged at rest, as a disk fault or a stray process would: the server
+            # stops first, which closes its pooled connections and folds each WAL in.
+            server.stop()
             user_id = log.user_id(subject)
             left: dict[str, bytes] = {}
             sizes: dict[str, int] = {}
@@ -122,11 +125,12 @@ class TestCorruption:
                 assert path.exists(), f"{label}: no memory file before the drill"
                 assert log.conversation(refs[label].thread_id)["memory_state"] == "active"
                 wal = Path(f"{path}-wal")
-                # An idle server has closed the file, so the WAL was folded in: the drill
+                # The stopped server closed the file, so the WAL was folded in: the drill
                 # corrupts the whole memory, not a copy that a WAL would mask.
                 assert not wal.exists() or wal.stat().st_size == 0, f"{label}: live WAL"
                 sizes[label] = path.stat().st_size
                 left[label] = corrupt(path, refs[label].thread_id)
+            server.start()
 
             recalls: list[TurnOutcome] = await asyncio.gather(
                 *(

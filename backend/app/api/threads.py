@@ -94,12 +94,9 @@ async def delete_thread(
     *, db: DbSessionDep, user: CurrentUserDep, memory_store: MemoryStoreDep, thread_id: uuid.UUID
 ) -> Response:
     """Delete a thread, its messages and its agent memory file."""
-    conversation = await conversations.get_conversation(
-        db, user_id=user.id, conversation_id=thread_id
-    )
     # Taking the turn lease first means no turn, in any worker, is writing the file.
-    await conversations.claim_turn(
-        db, conversation=conversation, turn_id=uuid.uuid4(), lease=DELETE_LEASE
+    conversation = await conversations.claim_turn(
+        db, user_id=user.id, conversation_id=thread_id, turn_id=uuid.uuid4(), lease=DELETE_LEASE
     )
     await memory_store.delete(user.id, conversation.id)
     await conversations.delete_conversation(db, conversation=conversation)

@@ -4,8 +4,8 @@ The files keep the SDK's own schema (`agent_sessions`, `agent_messages`), so the
 `agents.SQLiteSession` can open any of them. The store differs from the stock class in how
 it uses them, by measurement (see the README's Performance section):
 
-- One connection per open memory, closed when the turn ends, so open descriptors follow the
-  number of turns in flight, never the number of conversations served.
+- A bounded pool of idle connections (`connection_pool`): hot conversations skip the cost of
+  reopening their file, and descriptors stay bounded however many conversations are served.
 - Statements run on the event loop instead of hopping to a worker thread per call (see
   `memory_session`).
 - `synchronous=NORMAL` in WAL mode: a power loss may drop the last commits, never corrupt the
@@ -13,8 +13,6 @@ it uses them, by measurement (see the README's Performance section):
 """
 
 import asyncio
-import os
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -23,15 +21,14 @@ from pathlib import Path
 
 from agents.memory import SessionSettings
 
+from app.assistant.connection_pool import ConnectionPool
 from app.assistant.memory_session import (
-    FILE_MODE,
     SIDECAR_SUFFIXES,
     MemoryBusyError,
     MemoryCorruptError,
     MemorySession,
     MemoryStats,
     PruneResult,
-    configure_connection,
     file_bytes,
     is_corruption,
     make_private_dir,
@@ -48,8 +45,8 @@ __all__ = [
     "is_corruption",
 ]
 
-# The first wait for a lock happens inside SQLite (cheap, short); longer waits yield the loop.
-_INLINE_BUSY_TIMEOUT_MS = 20
+# Idle files kept open per process: 3 descriptors each (database, WAL, shared memory).
+DEFAULT_POOL_SIZE = 16
 QUARANTINE_DIR = "_quarantine"
 
 
@@ -62,10 +59,12 @@ class AgentMemoryStore:
         *,
         busy_timeout_ms: int = 2_000,
         session_settings: SessionSettings | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         self.root = root
         self._busy_timeout_s = busy_timeout_ms / 1000
         self._session_settings = session_settings
+        self._pool = ConnectionPool(max_idle=pool_size)
         # One lock per file currently in use in this process; turns hold it, delete waits.
         self._locks: dict[Path, tuple[asyncio.Lock, int]] = {}
         make_private_dir(self.root)
@@ -83,9 +82,8 @@ class AgentMemoryStore:
         """Open a conversation's memory for the length of the `async with` block."""
         path = self.path_for(user_id, conversation_id)
         async with self._file_lock(path):
-            conn = await self._connect(path)
             memory = MemorySession(
-                conn,
+                self._pool,
                 str(conversation_id),
                 path,
                 busy_timeout_s=self._busy_timeout_s,
@@ -107,6 +105,7 @@ class AgentMemoryStore:
         """
         path = self.path_for(user_id, conversation_id)
         async with self._file_lock(path):
+            self._pool.discard(path)
             return _unlink_with_sidecars(path)
 
     async def quarantine(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> Path | None:
@@ -119,6 +118,7 @@ class AgentMemoryStore:
         target_dir = self.root / QUARANTINE_DIR / str(user_id)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         async with self._file_lock(path):
+            self._pool.discard(path)
             return _move_with_sidecars(path, target_dir / f"{conversation_id}-{stamp}.db")
 
     def iter_sessions(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:
@@ -146,20 +146,9 @@ class AgentMemoryStore:
             else:
                 self._locks[path] = (lock, users - 1)
 
-    async def _connect(self, path: Path) -> sqlite3.Connection:
-        make_private_dir(path.parent)
-        # Create the file 0600 ourselves (a no-op when it exists); SQLite gives the -wal and
-        # -shm sidecars the same mode.
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, FILE_MODE))
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {_INLINE_BUSY_TIMEOUT_MS}")
-            session = MemorySession(conn, "", path, busy_timeout_s=self._busy_timeout_s)
-            await session._run(configure_connection)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+    def close(self) -> None:
+        """Close the pooled connections (at shutdown)."""
+        self._pool.close_all()
 
 
 def _parse_uuid(text: str) -> uuid.UUID | None:

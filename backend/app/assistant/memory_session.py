@@ -15,14 +15,17 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import orjson
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 
-from app.assistant.pruning import plan_cut
 from app.errors import ServiceUnavailableError
 from app.metrics import MEMORY_READ, MEMORY_WRITE
+
+if TYPE_CHECKING:
+    from app.assistant.connection_pool import ConnectionPool, PooledConnection
 
 _T = TypeVar("_T")
 
@@ -48,6 +51,22 @@ _SCHEMA = (
 )
 
 
+_READ_ALL_AS_ARRAY = (
+    "SELECT count(*), '[' || coalesce(group_concat(message_data, ','), '') || ']' FROM "
+    "(SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id)"
+)
+_READ_LATEST_AS_ARRAY = (
+    "SELECT count(*), '[' || coalesce(group_concat(message_data, ','), '') || ']' FROM "
+    "(SELECT id, message_data FROM (SELECT id, message_data FROM agent_messages "
+    "WHERE session_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id)"
+)
+# A user message starts a turn (SQL twin of `pruning.is_turn_start`).
+_IS_TURN_START = (
+    "(json_valid(message_data) AND json_extract(message_data, '$.role') = 'user' AND "
+    "coalesce(json_extract(message_data, '$.type'), 'message') = 'message')"
+)
+
+
 class MemoryCorruptError(Exception):
     """The memory file cannot be used (not a database, malformed, rows that are not JSON)."""
 
@@ -70,6 +89,7 @@ class MemoryBusyError(ServiceUnavailableError):
 class MemoryStats:
     items: int
     bytes: int
+    last_id: int = 0  # newest row id (0 when empty)
 
 
 @dataclass(frozen=True)
@@ -80,15 +100,17 @@ class PruneResult:
 
 
 class MemorySession:
-    """The SDK `Session` protocol over one open SQLite connection.
+    """The SDK `Session` protocol over one conversation's memory file.
 
-    Only `AgentMemoryStore.open()` creates these; the connection closes when that context
-    exits, after which every call raises.
+    Only `AgentMemoryStore.open()` creates these. Each call borrows the file's connection
+    from the store's pool for its statements and gives it back before awaiting anything, so
+    a turn waiting on its model holds no descriptor. After the `open()` block every call
+    raises.
     """
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        pool: ConnectionPool,
         session_id: str,
         path: Path,
         *,
@@ -98,7 +120,7 @@ class MemorySession:
         self.session_id = session_id
         self.session_settings: SessionSettings | None = session_settings or SessionSettings()
         self.path = path
-        self._conn: sqlite3.Connection | None = conn
+        self._pool: ConnectionPool | None = pool
         self._busy_timeout_s = busy_timeout_s
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
@@ -106,8 +128,25 @@ class MemorySession:
         if limit is None and self.session_settings is not None:
             limit = self.session_settings.limit
         with MEMORY_READ.time():
-            rows = await self._read_rows(limit)
-            return [item for item in (_decode(data) for (data,) in rows) if item is not None]
+            # One string and one decode for the whole window: most of a read's time is JSON
+            # decoding, and orjson on one array beats json.loads per row by about 2x.
+            if limit is None:
+                count, text = await self._run(
+                    lambda c: c.execute(_READ_ALL_AS_ARRAY, (self.session_id,)).fetchone()
+                )
+            else:
+                count, text = await self._run(
+                    lambda c: c.execute(_READ_LATEST_AS_ARRAY, (self.session_id, limit)).fetchone()
+                )
+            try:
+                items = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                items = None
+            if not isinstance(items, list) or len(items) != count:
+                # A damaged row: decode row by row and skip it, as the SDK does.
+                rows = await self._read_rows(limit)
+                items = [_decode(data) for (data,) in rows]
+            return cast(list[TResponseInputItem], [i for i in items if isinstance(i, dict)])
 
     async def _read_rows(self, limit: int | None) -> list[Any]:
         if limit is None:
@@ -132,7 +171,7 @@ class MemorySession:
         if not items:
             self._require_open()
             return
-        rows = [(self.session_id, json.dumps(item, ensure_ascii=False)) for item in items]
+        rows = [(self.session_id, _encode(item)) for item in items]
 
         def _add(c: sqlite3.Connection) -> None:
             with _transaction(c):
@@ -179,13 +218,23 @@ class MemorySession:
         Raises:
             MemoryCorruptError: rows that are not JSON, or SQLite reports the file damaged.
         """
-        (bad,) = await self._run(
-            lambda c: c.execute(
+
+        def _verify(pooled: PooledConnection) -> int:
+            # data_version moves only when another connection commits: rows this connection
+            # already verified need no second look.
+            version = pooled.conn.execute("PRAGMA data_version").fetchone()[0]
+            if pooled.checked_version == version:
+                return 0
+            (bad,) = pooled.conn.execute(
                 "SELECT count(*) FROM agent_messages WHERE session_id = ? "
                 "AND NOT json_valid(message_data)",
                 (self.session_id,),
             ).fetchone()
-        )
+            if not bad:
+                pooled.checked_version = version
+            return int(bad)
+
+        bad = await self._run_pooled(_verify)
         if bad:
             raise MemoryCorruptError(f"{bad} memory rows are not JSON")
 
@@ -225,7 +274,7 @@ class MemorySession:
         A turn that fails or is cut off is rolled back this way to "history + the user's
         message", the same point PostgreSQL's log is at.
         """
-        rows = [(self.session_id, json.dumps(item, ensure_ascii=False)) for item in items]
+        rows = [(self.session_id, _encode(item)) for item in items]
 
         def _replace(c: sqlite3.Connection) -> None:
             with _transaction(c):
@@ -249,31 +298,41 @@ class MemorySession:
         """Cut the history back to at most `max_items` items, only at a turn boundary.
 
         One SQLite transaction: a crash leaves the old history or the new one, never half.
-        Items are classified by SQLite's JSON functions, so no row is decoded in Python.
+        Only the newest `max_items` rows can hold the boundary to keep from, so only they are
+        classified, by SQLite's JSON functions (no row is decoded in Python). The same rule as
+        `pruning.plan_cut`, which the property tests prove.
         """
 
         def _prune(c: sqlite3.Connection) -> PruneResult:
             with _transaction(c):
-                rows = c.execute(
-                    "SELECT id, json_valid(message_data) AND "
-                    "json_extract(message_data, '$.role') = 'user' AND "
-                    "coalesce(json_extract(message_data, '$.type'), 'message') = 'message' "
-                    "FROM agent_messages WHERE session_id = ? ORDER BY id",
-                    (self.session_id,),
-                ).fetchall()
-                cut = plan_cut([bool(start) for _, start in rows], max_items)
-                if cut.removes_anything:
-                    c.execute(
-                        "DELETE FROM agent_messages WHERE session_id = ? AND id < ?",
-                        (self.session_id, rows[cut.keep_from][0]),
-                    )
-            return PruneResult(
-                removed=cut.keep_from,
-                kept=len(rows) - cut.keep_from,
-                oversized_turn=cut.oversized_turn,
-            )
+                (total,) = c.execute(
+                    "SELECT count(*) FROM agent_messages WHERE session_id = ?", (self.session_id,)
+                ).fetchone()
+                if total <= max_items:
+                    return PruneResult(removed=0, kept=total, oversized_turn=False)
+                window = c.execute(
+                    f"SELECT id, {_IS_TURN_START} FROM agent_messages WHERE session_id = ? "
+                    "ORDER BY id DESC LIMIT ?",
+                    (self.session_id, max_items),
+                ).fetchall()[::-1]
+                keep_from = next((row_id for row_id, start in window if start), None)
+                oversized = keep_from is None
+                if oversized:  # the newest turn alone is over the cap: keep it whole
+                    (keep_from,) = c.execute(
+                        f"SELECT max(id) FROM agent_messages WHERE session_id = ? AND id < ? "
+                        f"AND {_IS_TURN_START}",
+                        (self.session_id, window[0][0]),
+                    ).fetchone()
+                if keep_from is None:  # no turn boundary at all: no cut would be valid
+                    return PruneResult(removed=0, kept=total, oversized_turn=True)
+                removed = c.execute(
+                    "DELETE FROM agent_messages WHERE session_id = ? AND id < ?",
+                    (self.session_id, keep_from),
+                ).rowcount
+            return PruneResult(removed=removed, kept=total - removed, oversized_turn=oversized)
 
-        return await self._run(_prune)
+        with MEMORY_WRITE.time():
+            return await self._run(_prune)
 
     async def checkpoint(self) -> None:
         """Fold the WAL into the database and truncate it, so a prune frees disk space."""
@@ -296,26 +355,35 @@ class MemorySession:
 
     async def stats(self) -> MemoryStats:
         """Item count and bytes on disk (database plus WAL), for PostgreSQL bookkeeping."""
-        (count,) = await self._run(
+        count, last_id = await self._run(
             lambda c: c.execute(
-                "SELECT count(*) FROM agent_messages WHERE session_id = ?", (self.session_id,)
+                "SELECT count(*), coalesce(max(id), 0) FROM agent_messages WHERE session_id = ?",
+                (self.session_id,),
             ).fetchone()
         )
-        return MemoryStats(items=int(count), bytes=file_bytes(self.path))
+        return MemoryStats(items=int(count), bytes=file_bytes(self.path), last_id=int(last_id))
 
-    def _require_open(self) -> sqlite3.Connection:
-        if self._conn is None:
+    def _require_open(self) -> ConnectionPool:
+        if self._pool is None:
             raise RuntimeError("This memory session is closed; open it again from the store")
-        return self._conn
+        return self._pool
 
     async def _run(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run `op` on the file's connection (see `_run_pooled`)."""
+        return await self._run_pooled(lambda pooled: op(pooled.conn))
+
+    async def _run_pooled(self, op: Callable[[PooledConnection], _T]) -> _T:
         """Run `op`, yielding the event loop while another process holds the write lock."""
-        conn = self._require_open()
+        pool = self._require_open()
         deadline = time.monotonic() + self._busy_timeout_s
         delay = 0.005
         while True:
             try:
-                return op(conn)
+                pooled = pool.borrow(self.path)
+                try:
+                    return op(pooled)
+                finally:
+                    pool.give_back(self.path, pooled)
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) and "busy" not in str(e):
                     raise
@@ -325,9 +393,7 @@ class MemorySession:
             delay = min(delay * 2, 0.1)
 
     def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._pool = None
 
 
 def configure_connection(conn: sqlite3.Connection) -> None:
@@ -358,11 +424,19 @@ class _transaction:
         self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
 
 
+def _encode(item: TResponseInputItem) -> str:
+    """JSON text any reader (the stock SQLiteSession too) can load; orjson is ~5x faster."""
+    try:
+        return orjson.dumps(item).decode()
+    except TypeError:  # what orjson refuses (non-str keys, big ints), json accepts
+        return json.dumps(item, ensure_ascii=False)
+
+
 def _decode(data: str) -> TResponseInputItem | None:
     # Like the SDK, a row that is not JSON is skipped rather than failing the whole read.
     try:
-        item = json.loads(data)
-    except (json.JSONDecodeError, TypeError):
+        item = orjson.loads(data)
+    except orjson.JSONDecodeError:
         return None
     return cast(TResponseInputItem, item) if isinstance(item, dict) else None
 

@@ -44,6 +44,8 @@ class Conversation(SQLModel, table=True):
     memory_state: str = Field(default=MemoryState.EMPTY, max_length=16, nullable=False)
     memory_item_count: int = Field(default=0, nullable=False)
     memory_bytes: int = Field(default=0, sa_type=sa.BigInteger, nullable=False)
+    # The file's newest row id when the last turn was saved: any later write changes it.
+    memory_last_item_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     memory_pruned_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
 
     active_turn_id: uuid.UUID | None = Field(default=None)

@@ -116,12 +116,9 @@ class TurnRunner:
             ConflictError: a turn is already running in this thread.
             MemoryBusyError: the memory file is locked past the busy timeout.
         """
-        conversation = await conversations.get_conversation(
-            db, user_id=user_id, conversation_id=conversation_id
-        )
         turn_id = uuid.uuid4()
-        await conversations.claim_turn(
-            db, conversation=conversation, turn_id=turn_id, lease=TURN_LEASE
+        conversation = await conversations.claim_turn(
+            db, user_id=user_id, conversation_id=conversation_id, turn_id=turn_id, lease=TURN_LEASE
         )
         resources = AsyncExitStack()
         try:
@@ -310,10 +307,16 @@ class TurnRunner:
                 **({"oversized_turn": True} if pruned.oversized_turn else {}),
             },
         )
+        if conversation.active_turn_id == turn.id:  # the row is locked FOR UPDATE: ours to free
+            conversation.active_turn_id = conversation.active_turn_expires_at = None
         await sessions.record_memory(
-            db, conversation, items=stats.items, size=stats.bytes, pruned=pruned.removed > 0
+            db,
+            conversation,
+            items=stats.items,
+            size=stats.bytes,
+            last_id=stats.last_id,
+            pruned=pruned.removed > 0,
         )
-        await conversations.release_turn(db, conversation_id=turn.conversation_id, turn_id=turn.id)
         return MessagePublic.model_validate(message)
 
     async def _finish(

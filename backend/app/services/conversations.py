@@ -83,36 +83,53 @@ async def rename_conversation(
 
 
 async def claim_turn(
-    db: AsyncSession, *, conversation: Conversation, turn_id: uuid.UUID, lease: timedelta
-) -> None:
-    """Take the conversation's turn lease, so one turn (or delete) runs at a time.
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    turn_id: uuid.UUID,
+    lease: timedelta,
+) -> Conversation:
+    """Take the caller's conversation's turn lease, so one turn (or delete) runs at a time.
 
     A lease row, not an advisory lock: it works through transaction-mode poolers and a
-    crashed worker's lease simply expires.
+    crashed worker's lease simply expires. One UPDATE ... RETURNING does the lookup, the
+    ownership check and the claim in a single round trip.
+
+    Returns:
+        The conversation, now leased to `turn_id`.
 
     Raises:
-        ConflictError: when another turn holds an unexpired lease.
+        NotFoundError: no such conversation for this user.
+        ConflictError: another turn holds an unexpired lease.
     """
     now = utc_now()
-    claimed = (
-        await db.exec(
-            sa.update(Conversation)
-            .where(
-                col(Conversation.id) == conversation.id,
-                sa.or_(
-                    col(Conversation.active_turn_id).is_(None),
-                    col(Conversation.active_turn_expires_at) < now,
-                ),
+    claimed: Conversation | None = (
+        (
+            await db.exec(
+                sa.update(Conversation)
+                .where(
+                    col(Conversation.id) == conversation_id,
+                    col(Conversation.user_id) == user_id,
+                    sa.or_(
+                        col(Conversation.active_turn_id).is_(None),
+                        col(Conversation.active_turn_expires_at) < now,
+                    ),
+                )
+                .values(active_turn_id=turn_id, active_turn_expires_at=now + lease)
+                .returning(Conversation)
+                .execution_options(populate_existing=True)
             )
-            .values(active_turn_id=turn_id, active_turn_expires_at=now + lease)
-            .returning(col(Conversation.id))
         )
-    ).first()
+        .scalars()
+        .first()
+    )
     if claimed is None:
+        await get_conversation(db, user_id=user_id, conversation_id=conversation_id)  # 404?
         raise ConflictError(
             "A reply is already being generated in this thread; try again when it ends"
         )
-    await db.refresh(conversation)
+    return claimed
 
 
 async def renew_turn(

@@ -64,7 +64,9 @@ async def rebuild_memory(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any
         )
         stats = await memory.stats()
         conversation = await db.get_one(Conversation, thread_id)
-        await sessions.record_memory(db, conversation, items=stats.items, size=stats.bytes)
+        await sessions.record_memory(
+            db, conversation, items=stats.items, size=stats.bytes, last_id=stats.last_id
+        )
     return {"thread_id": str(thread_id), "items": written}
 
 

@@ -124,6 +124,7 @@ async def record_memory(
     *,
     items: int,
     size: int,
+    last_id: int | None = None,
     pruned: bool = False,
     state: MemoryState = MemoryState.ACTIVE,
 ) -> None:
@@ -131,6 +132,7 @@ async def record_memory(
     conversation.memory_state = state
     conversation.memory_item_count = items
     conversation.memory_bytes = size
+    conversation.memory_last_item_id = last_id
     if pruned:
         conversation.memory_pruned_at = utc_now()
     db.add(conversation)

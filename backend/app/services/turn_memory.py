@@ -87,6 +87,8 @@ async def rebuild_reason(
         return None  # new, or cleared on purpose: memory starts empty
     if not had_file:
         return "missing"
+    if await memory.last_id() == conversation.memory_last_item_id:
+        return None  # nothing written since the last saved turn: nothing to reconcile
     last = (
         await db.exec(
             select(Message.role, Message.content)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import select
@@ -30,3 +31,28 @@ async def get_or_create_user(db: AsyncSession, subject: str) -> uuid.UUID:
     )
     user_id = (await db.exec(select(User.id).where(User.subject == subject))).one()
     return user_id
+
+
+class UserIdCache:
+    """Subjects already stored in PostgreSQL, so most requests skip the user lookup.
+
+    Only ids read back from the table are cached (never one inserted by the current,
+    uncommitted request), and users are never deleted, so an entry can never go stale.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._ids: OrderedDict[str, uuid.UUID] = OrderedDict()
+        self._max_entries = max_entries
+
+    async def resolve(self, db: AsyncSession, subject: str) -> uuid.UUID:
+        cached = self._ids.get(subject)
+        if cached is not None:
+            self._ids.move_to_end(subject)
+            return cached
+        existing = (await db.exec(select(User.id).where(User.subject == subject))).first()
+        if existing is None:
+            return await get_or_create_user(db, subject)
+        self._ids[subject] = existing
+        if len(self._ids) > self._max_entries:
+            self._ids.popitem(last=False)
+        return existing
