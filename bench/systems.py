@@ -28,7 +28,7 @@ DESCRIPTIONS = {
     "A": "SDK SQLiteSession, one shared file, session_id per conversation",
     "B": "SDK SQLiteSession, one file per conversation",
     "C": "SDK SQLAlchemySession on PostgreSQL (postgresql+psycopg), one shared async engine",
-    "T": "AgentMemoryStore: one file per conversation, opened and closed per turn",
+    "T": "AgentMemoryStore: one file per conversation, opened per turn (pooled connections)",
 }
 
 
