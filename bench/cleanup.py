@@ -15,6 +15,7 @@ import importlib
 import inspect
 import random
 import shutil
+import sqlite3
 import time
 import uuid
 from datetime import timedelta
@@ -116,6 +117,7 @@ async def _seed(db: Any, store: Any, n: int) -> list[tuple[uuid.UUID, uuid.UUID]
     template = (uuid.uuid4(), uuid.uuid4())
     async with store.open(*template) as memory:
         await memory.add_items(items.history(random.Random(7), 6))
+    store.close()  # closing the pooled connection folds the WAL in: copies get every item
     live = [(c.user_id, c.id) for c in rows[-LIVE_CONVERSATIONS:]]
     for c in rows[:-LIVE_CONVERSATIONS]:  # copies: only ever deleted, never read
         path = store.path_for(c.user_id, c.id)
@@ -218,6 +220,7 @@ async def w6(root: Path, database: Database, n: int, stats_reps: int) -> tuple:
             async with store.open(*conv) as memory:
                 lost += max(0, 4 + writer.acked[conv] - len(await memory.get_items(limit=10**9)))
         remaining = sum(1 for _ in store.iter_sessions())
+        sweep = await _prune_sweep(db, store, settings, over=n // 10) if job is not None else {}
     finally:
         await engine.dispose()
     facts = {
@@ -229,8 +232,48 @@ async def w6(root: Path, database: Database, n: int, stats_reps: int) -> tuple:
         "deleted": deleted,
         "files_remaining": remaining,
         "lost_writes": lost,
+        "prune_sweep": sweep,
     }
     return _rows(facts, stats_samples, writer, (idle_end - 0.5, idle_end), (start, end))
+
+
+async def _prune_sweep(db: Any, store: Any, settings: Any, *, over: int) -> dict[str, Any]:
+    """The periodic prune sweep with `over` sessions above a (lowered) cap among the rest.
+
+    The surviving files hold 6 items; the cap drops to 4, and the bookkeeping marks only
+    `over` of them as over it, so the sweep finds its candidates in PostgreSQL and rewrites
+    exactly those files (turn-aligned prune, WAL checkpoint, bookkeeping).
+    """
+    from app.models import Conversation, MemoryState
+    from app.scheduler.jobs import JobContext, prune
+
+    async with db() as session:
+        chosen = (
+            await session.execute(
+                sa.select(Conversation.id, Conversation.user_id)
+                .where(Conversation.memory_state == MemoryState.ACTIVE)
+                .order_by(Conversation.last_activity_at)
+                .limit(over)
+            )
+        ).all()
+        ids = [conversation_id for conversation_id, _ in chosen]
+        # The seeded files are copies of one template: give each its own session id (setup).
+        for conversation_id, user_id in chosen:
+            conn = sqlite3.connect(store.path_for(user_id, conversation_id))
+            with conn:
+                for table in ("agent_sessions", "agent_messages"):
+                    conn.execute(f"UPDATE {table} SET session_id = ?", (str(conversation_id),))
+            conn.close()
+        await session.execute(sa.update(Conversation).values(memory_item_count=3))
+        await session.execute(
+            sa.update(Conversation).where(Conversation.id.in_(ids)).values(memory_item_count=6)
+        )
+        await session.commit()
+    lowered = settings.model_copy(update={"AGENT_SESSION_MAX_MESSAGES": 4})
+    ctx = JobContext(sessionmaker=db, memory_store=store, settings=lowered)
+    start = time.perf_counter()
+    totals = await prune(ctx)
+    return {"over": over, "ms": (time.perf_counter() - start) * 1000, **totals}
 
 
 def _rows(
@@ -283,4 +326,16 @@ def _rows(
         "writer_writes": len(writer.latencies),
         "writer_errors": writer.errors[:5],
     }
-    return [stats_row, clean_row, writer_row], raw
+    rows = [stats_row, clean_row, writer_row]
+    sweep = facts.get("prune_sweep") or {}
+    if sweep:
+        sweep_row = Row(
+            "6", f"prune sweep, {sweep['over']:,} over the cap of {n:,}", "T", sweep["ms"]
+        )
+        sweep_row.value = f"pruned {sweep['pruned']}, checked {sweep['checked']}"
+        sweep_row.note = (
+            "app.scheduler.jobs.prune(ctx) with the cap lowered below the files' size: "
+            "candidates from PostgreSQL, each file pruned, checkpointed and recorded"
+        )
+        rows.append(sweep_row)
+    return rows, raw

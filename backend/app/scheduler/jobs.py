@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -175,40 +175,59 @@ async def prune(
     totals = {"checked": 0, "pruned": 0, "items_removed": 0, "vacuumed": 0}
     lease_id = uuid.uuid4()
     async for batch in claimed_batches(ctx, where, lease_id=lease_id):
-        for conversation_id, user_id in batch:
-            await _prune_one(ctx, lease_id, conversation_id, user_id, totals)
+        updates = [await _prune_one(ctx, c, u, totals) for c, u in batch]
+        await _record_batch(ctx, lease_id, updates)
     return totals
 
 
 async def _prune_one(
-    ctx: JobContext,
-    lease_id: uuid.UUID,
-    conversation_id: uuid.UUID,
-    user_id: uuid.UUID,
-    totals: dict[str, int],
-) -> None:
+    ctx: JobContext, conversation_id: uuid.UUID, user_id: uuid.UUID, totals: dict[str, int]
+) -> dict[str, Any]:
+    """Prune, checkpoint and maybe vacuum one file; returns its new bookkeeping."""
     async with ctx.memory_store.open(user_id, conversation_id) as memory:
         result = await memory.prune(ctx.settings.AGENT_SESSION_MAX_MESSAGES)
-        await memory.checkpoint()
+        if result.removed:
+            await memory.checkpoint()
         if await memory.free_page_ratio() > ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO:
             await memory.vacuum()
             totals["vacuumed"] += 1
         stats = await memory.stats()
-    async with session_scope(ctx.sessionmaker) as db:
-        conversation = await db.get_one(Conversation, conversation_id)
-        await sessions.record_memory(
-            db,
-            conversation,
-            items=stats.items,
-            size=stats.bytes,
-            last_id=stats.last_id,
-            pruned=result.removed > 0,
-        )
-        if conversation.active_turn_id == lease_id:
-            conversation.active_turn_id = conversation.active_turn_expires_at = None
     totals["checked"] += 1
     totals["pruned"] += result.removed > 0
     totals["items_removed"] += result.removed
+    return {
+        "b_id": conversation_id,
+        "b_items": stats.items,
+        "b_bytes": stats.bytes,
+        "b_last_id": stats.last_id,
+        "b_pruned": result.removed > 0,
+    }
+
+
+async def _record_batch(
+    ctx: JobContext, lease_id: uuid.UUID, updates: list[dict[str, Any]]
+) -> None:
+    """One transaction per batch: the files' new facts, and the batch's leases released."""
+    if not updates:
+        return
+    now = utc_now()
+    table = cast(sa.Table, Conversation.__table__)  # type: ignore[attr-defined]  # set by SQLModel at class creation; Core UPDATE so executemany runs over the batch
+    statement = (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("b_id"), table.c.active_turn_id == lease_id)
+        .values(
+            memory_item_count=sa.bindparam("b_items"),
+            memory_bytes=sa.bindparam("b_bytes"),
+            memory_last_item_id=sa.bindparam("b_last_id"),
+            memory_pruned_at=sa.case(
+                (sa.bindparam("b_pruned"), now), else_=table.c.memory_pruned_at
+            ),
+            active_turn_id=None,
+            active_turn_expires_at=None,
+        )
+    )
+    async with session_scope(ctx.sessionmaker) as db:
+        await db.exec(statement, params=updates)
 
 
 async def vacuum(ctx: JobContext) -> dict[str, Any]:
