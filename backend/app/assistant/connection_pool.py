@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.assistant.memory_session import FILE_MODE, configure_connection, make_private_dir
+from app.assistant.memory_files import FILE_MODE, configure_connection, make_private_dir
 
 # The first wait for a lock happens inside SQLite (cheap, short); longer waits yield the loop.
 INLINE_BUSY_TIMEOUT_MS = 20

@@ -22,16 +22,14 @@ from pathlib import Path
 from agents.memory import SessionSettings
 
 from app.assistant.connection_pool import ConnectionPool
+from app.assistant.memory_files import SIDECAR_SUFFIXES, file_bytes, make_private_dir
 from app.assistant.memory_session import (
-    SIDECAR_SUFFIXES,
     MemoryBusyError,
     MemoryCorruptError,
     MemorySession,
     MemoryStats,
     PruneResult,
-    file_bytes,
     is_corruption,
-    make_private_dir,
 )
 
 __all__ = [

@@ -8,11 +8,9 @@ one small local file and take microseconds. A lock held by another process is wa
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -21,6 +19,15 @@ import orjson
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 
+from app.assistant.memory_files import (
+    IS_TURN_START,
+    READ_ALL_AS_ARRAY,
+    READ_LATEST_AS_ARRAY,
+    decode,
+    encode,
+    file_bytes,
+    transaction,
+)
 from app.errors import ServiceUnavailableError
 from app.metrics import MEMORY_READ, MEMORY_WRITE
 
@@ -28,43 +35,6 @@ if TYPE_CHECKING:
     from app.assistant.connection_pool import ConnectionPool, PooledConnection
 
 _T = TypeVar("_T")
-
-DIR_MODE = 0o700
-FILE_MODE = 0o600
-SIDECAR_SUFFIXES = ("", "-wal", "-shm", "-journal")
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS agent_sessions (
-        session_id TEXT PRIMARY KEY,
-        created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-        updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
-    )""",
-    """CREATE TABLE IF NOT EXISTS agent_messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        session_id TEXT NOT NULL,
-        message_data TEXT NOT NULL,
-        created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-        FOREIGN KEY (session_id) REFERENCES agent_sessions (session_id) ON DELETE CASCADE
-    )""",
-    """CREATE INDEX IF NOT EXISTS idx_agent_messages_session_id
-        ON agent_messages (session_id, id)""",
-)
-
-
-_READ_ALL_AS_ARRAY = (
-    "SELECT count(*), '[' || coalesce(group_concat(message_data, ','), '') || ']' FROM "
-    "(SELECT message_data FROM agent_messages WHERE session_id = ? ORDER BY id)"
-)
-_READ_LATEST_AS_ARRAY = (
-    "SELECT count(*), '[' || coalesce(group_concat(message_data, ','), '') || ']' FROM "
-    "(SELECT id, message_data FROM (SELECT id, message_data FROM agent_messages "
-    "WHERE session_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id)"
-)
-# A user message starts a turn (SQL twin of `pruning.is_turn_start`).
-_IS_TURN_START = (
-    "(json_valid(message_data) AND json_extract(message_data, '$.role') = 'user' AND "
-    "coalesce(json_extract(message_data, '$.type'), 'message') = 'message')"
-)
 
 
 class MemoryCorruptError(Exception):
@@ -132,11 +102,11 @@ class MemorySession:
             # decoding, and orjson on one array beats json.loads per row by about 2x.
             if limit is None:
                 count, text = await self._run(
-                    lambda c: c.execute(_READ_ALL_AS_ARRAY, (self.session_id,)).fetchone()
+                    lambda c: c.execute(READ_ALL_AS_ARRAY, (self.session_id,)).fetchone()
                 )
             else:
                 count, text = await self._run(
-                    lambda c: c.execute(_READ_LATEST_AS_ARRAY, (self.session_id, limit)).fetchone()
+                    lambda c: c.execute(READ_LATEST_AS_ARRAY, (self.session_id, limit)).fetchone()
                 )
             try:
                 items = orjson.loads(text)
@@ -145,7 +115,7 @@ class MemorySession:
             if not isinstance(items, list) or len(items) != count:
                 # A damaged row: decode row by row and skip it, as the SDK does.
                 rows = await self._read_rows(limit)
-                items = [_decode(data) for (data,) in rows]
+                items = [decode(data) for (data,) in rows]
             return cast(list[TResponseInputItem], [i for i in items if isinstance(i, dict)])
 
     async def _read_rows(self, limit: int | None) -> list[Any]:
@@ -171,10 +141,10 @@ class MemorySession:
         if not items:
             self._require_open()
             return
-        rows = [(self.session_id, _encode(item)) for item in items]
+        rows = [(self.session_id, encode(item)) for item in items]
 
         def _add(c: sqlite3.Connection) -> None:
-            with _transaction(c):
+            with transaction(c):
                 c.execute(
                     "INSERT INTO agent_sessions (session_id) VALUES (?) "
                     "ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP",
@@ -191,7 +161,7 @@ class MemorySession:
         """Remove and return the newest item, or None when the history is empty."""
 
         def _pop(c: sqlite3.Connection) -> str | None:
-            with _transaction(c):
+            with transaction(c):
                 row = c.execute(
                     "DELETE FROM agent_messages WHERE id = (SELECT id FROM agent_messages "
                     "WHERE session_id = ? ORDER BY id DESC LIMIT 1) RETURNING message_data",
@@ -200,13 +170,13 @@ class MemorySession:
             return None if row is None else str(row[0])
 
         data = await self._run(_pop)
-        return None if data is None else _decode(data)
+        return None if data is None else decode(data)
 
     async def clear_session(self) -> None:
         """Delete every item of this session."""
 
         def _clear(c: sqlite3.Connection) -> None:
-            with _transaction(c):
+            with transaction(c):
                 c.execute("DELETE FROM agent_messages WHERE session_id = ?", (self.session_id,))
                 c.execute("DELETE FROM agent_sessions WHERE session_id = ?", (self.session_id,))
 
@@ -274,10 +244,10 @@ class MemorySession:
         A turn that fails or is cut off is rolled back this way to "history + the user's
         message", the same point PostgreSQL's log is at.
         """
-        rows = [(self.session_id, _encode(item)) for item in items]
+        rows = [(self.session_id, encode(item)) for item in items]
 
         def _replace(c: sqlite3.Connection) -> None:
-            with _transaction(c):
+            with transaction(c):
                 c.execute(
                     "DELETE FROM agent_messages WHERE session_id = ? AND id > ?",
                     (self.session_id, mark),
@@ -304,14 +274,14 @@ class MemorySession:
         """
 
         def _prune(c: sqlite3.Connection) -> PruneResult:
-            with _transaction(c):
+            with transaction(c):
                 (total,) = c.execute(
                     "SELECT count(*) FROM agent_messages WHERE session_id = ?", (self.session_id,)
                 ).fetchone()
                 if total <= max_items:
                     return PruneResult(removed=0, kept=total, oversized_turn=False)
                 window = c.execute(
-                    f"SELECT id, {_IS_TURN_START} FROM agent_messages WHERE session_id = ? "
+                    f"SELECT id, {IS_TURN_START} FROM agent_messages WHERE session_id = ? "
                     "ORDER BY id DESC LIMIT ?",
                     (self.session_id, max_items),
                 ).fetchall()[::-1]
@@ -320,7 +290,7 @@ class MemorySession:
                 if oversized:  # the newest turn alone is over the cap: keep it whole
                     (keep_from,) = c.execute(
                         f"SELECT max(id) FROM agent_messages WHERE session_id = ? AND id < ? "
-                        f"AND {_IS_TURN_START}",
+                        f"AND {IS_TURN_START}",
                         (self.session_id, window[0][0]),
                     ).fetchone()
                 if keep_from is None:  # no turn boundary at all: no cut would be valid
@@ -394,64 +364,3 @@ class MemorySession:
 
     def _close(self) -> None:
         self._pool = None
-
-
-def configure_connection(conn: sqlite3.Connection) -> None:
-    """WAL, NORMAL sync, and the SDK schema (created only when missing)."""
-    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    tables = conn.execute(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-        "AND name IN ('agent_sessions', 'agent_messages')"
-    ).fetchone()[0]
-    if tables < 2:  # only a new file takes the write lock to create the schema
-        with _transaction(conn):
-            for statement in _SCHEMA:
-                conn.execute(statement)
-
-
-class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on error (connections run in autocommit)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: Any, *_: Any) -> None:
-        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
-
-
-def _encode(item: TResponseInputItem) -> str:
-    """JSON text any reader (the stock SQLiteSession too) can load; orjson is ~5x faster."""
-    try:
-        return orjson.dumps(item).decode()
-    except TypeError:  # what orjson refuses (non-str keys, big ints), json accepts
-        return json.dumps(item, ensure_ascii=False)
-
-
-def _decode(data: str) -> TResponseInputItem | None:
-    # Like the SDK, a row that is not JSON is skipped rather than failing the whole read.
-    try:
-        item = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    return cast(TResponseInputItem, item) if isinstance(item, dict) else None
-
-
-def make_private_dir(path: Path) -> None:
-    """Create a directory (and parents) readable only by the service's user."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o777 != DIR_MODE:
-        path.chmod(DIR_MODE)
-
-
-def file_bytes(path: Path) -> int:
-    """Bytes of a memory file with its WAL (what the file really costs on disk)."""
-    total = 0
-    for suffix in ("", "-wal"):
-        with suppress(FileNotFoundError):
-            total += Path(f"{path}{suffix}").stat().st_size
-    return total

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from agents import Agent, MaxTurnsExceeded, ModelBehaviorError, RunConfig, Runner, UserError
+from agents import Agent, RunConfig, Runner
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -35,7 +35,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.assistant.events import StreamEvent, TurnDone, TurnError
 from app.assistant.memory import (
     AgentMemoryStore,
-    MemoryBusyError,
     MemorySession,
     MemoryStats,
     PruneResult,
@@ -47,6 +46,7 @@ from app.db import SessionMaker, session_scope
 from app.metrics import PRUNES, TURN_LATENCY, TURNS
 from app.models import Conversation, Message, MessagePublic, MessageRole
 from app.services import conversations, messages, sessions
+from app.services.turn_failures import describe_failure
 from app.services.turn_memory import open_turn_memory
 
 logger = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ class TurnRunner:
             await self._finish(turn, assistant, error)
             raise
         except Exception as e:
-            error = _describe_failure(e)
+            error = describe_failure(e)
             if error.code == "internal_error":
                 logger.exception("Turn %s in thread %s failed", turn.id, turn.conversation_id)
             else:
@@ -377,33 +377,3 @@ class TurnRunner:
 def _model_name(agent: Agent[Any]) -> str:
     model = agent.model
     return str(getattr(model, "model", None) or getattr(model, "model_name", None) or model)
-
-
-def _describe_failure(e: Exception) -> TurnError:
-    """What the client is told: a stable code, a safe message, whether a retry may help."""
-    if isinstance(e, MemoryBusyError):
-        return TurnError(code="memory_busy", message=e.message, retryable=True)
-    if isinstance(e, TimeoutError):
-        return TurnError(code="timeout", message="The reply took too long", retryable=True)
-    if isinstance(e, MaxTurnsExceeded):
-        return TurnError(
-            code="agent_loop", message="The agent took too many steps", retryable=False
-        )
-    if isinstance(e, ModelBehaviorError | UserError):
-        return TurnError(
-            code="model_error", message="The model returned an unusable reply", retryable=True
-        )
-    if isinstance(e, SQLAlchemyError):
-        return TurnError(
-            code="storage_unavailable", message="The reply could not be saved", retryable=True
-        )
-    try:
-        import openai
-
-        if isinstance(e, openai.APIError):
-            return TurnError(
-                code="model_unavailable", message="The model provider failed", retryable=True
-            )
-    except ImportError:  # pragma: no cover - openai ships with openai-agents
-        pass
-    return TurnError(code="internal_error", message="The turn failed", retryable=False)

@@ -1,0 +1,42 @@
+"""What a client is told when a turn fails: a stable code, a safe message, retryable or not.
+
+Messages never include exception text: it may hold user content or internals.
+"""
+
+from __future__ import annotations
+
+from agents import MaxTurnsExceeded, ModelBehaviorError, UserError
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.assistant.events import TurnError
+from app.assistant.memory import MemoryBusyError
+
+
+def describe_failure(e: Exception) -> TurnError:
+    """What the client is told: a stable code, a safe message, whether a retry may help."""
+    if isinstance(e, MemoryBusyError):
+        return TurnError(code="memory_busy", message=e.message, retryable=True)
+    if isinstance(e, TimeoutError):
+        return TurnError(code="timeout", message="The reply took too long", retryable=True)
+    if isinstance(e, MaxTurnsExceeded):
+        return TurnError(
+            code="agent_loop", message="The agent took too many steps", retryable=False
+        )
+    if isinstance(e, ModelBehaviorError | UserError):
+        return TurnError(
+            code="model_error", message="The model returned an unusable reply", retryable=True
+        )
+    if isinstance(e, SQLAlchemyError):
+        return TurnError(
+            code="storage_unavailable", message="The reply could not be saved", retryable=True
+        )
+    try:
+        import openai
+
+        if isinstance(e, openai.APIError):
+            return TurnError(
+                code="model_unavailable", message="The model provider failed", retryable=True
+            )
+    except ImportError:  # pragma: no cover - openai ships with openai-agents
+        pass
+    return TurnError(code="internal_error", message="The turn failed", retryable=False)
