@@ -46,7 +46,10 @@ def get_token_service(request: Request) -> TokenService:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-DbSessionDep = Annotated[AsyncSession, Depends(get_db_session)]
+# scope="function": the transaction ends (commit or rollback) when the handler returns, before
+# the response is sent, so a failed commit becomes a handled error (503), never a dropped
+# connection or a success reported for data that was not saved.
+DbSessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 SessionMakerDep = Annotated[SessionMaker, Depends(get_sessionmaker)]
 MemoryStoreDep = Annotated[AgentMemoryStore, Depends(get_memory_store)]
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
