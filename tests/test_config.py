@@ -98,3 +98,16 @@ class TestStartupRefusals:
                 pass
         finally:
             drop_database(test_database.admin_conninfo, name)
+
+
+class TestEnvExample:
+    def test_every_setting_is_documented_in_env_example(self) -> None:
+        import re
+
+        from app.config import Settings
+
+        text = (REPO_ROOT / ".env.example").read_text()
+        documented = set(re.findall(r"^([A-Z_]+)=", text, re.M))
+        assert documented == set(Settings.model_fields)
+        # Each setting carries a comment line right above it (or its group's comment).
+        assert text.count("\n# ") >= len(documented) // 2
