@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.progress import Progress
 
-from app.config import Settings
+from app.config import MAX_RETENTION_DAYS, Settings
 
 sessions_cli = typer.Typer(no_args_is_help=True, help="Inspect and maintain agent memory")
 _T = TypeVar("_T")
@@ -134,7 +134,9 @@ def clear(thread_id: uuid.UUID) -> None:
 @sessions_cli.command()
 def cleanup(
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
-    older_than: Annotated[int | None, typer.Option("--older-than", min=1, help="Days")] = None,
+    older_than: Annotated[
+        int | None, typer.Option("--older-than", min=1, max=MAX_RETENTION_DAYS, help="Days")
+    ] = None,
 ) -> None:
     """Delete memory of threads inactive past the retention (or --older-than DAYS)."""
     _run_job("cleanup", progress_label="Cleaning up", dry_run=dry_run, older_than_days=older_than)

@@ -37,6 +37,8 @@ class ConfigError(RuntimeError):
 
 
 PositiveInt = Annotated[int, Field(ge=1)]
+# A century: any longer age limit is a typo, and would overflow date arithmetic.
+MAX_RETENTION_DAYS = 36_500
 
 
 class Settings(BaseSettings):
@@ -60,7 +62,7 @@ class Settings(BaseSettings):
     AGENT_SESSION_DIR: Path | None = None
     AGENT_SESSION_MAX_MESSAGES: Annotated[int, Field(ge=2)] = 200
     AGENT_SESSION_READ_LIMIT: PositiveInt = 100
-    AGENT_SESSION_RETENTION_DAYS: Annotated[int, Field(ge=0)] = 7
+    AGENT_SESSION_RETENTION_DAYS: Annotated[int, Field(ge=0, le=MAX_RETENTION_DAYS)] = 7
     AGENT_SESSION_CLEANUP_HOUR: Annotated[int, Field(ge=0, le=23)] = 2
     AGENT_SESSION_CLEANUP_TZ: str = "UTC"
     AGENT_SESSION_BUSY_TIMEOUT_MS: Annotated[int, Field(ge=0, le=60_000)] = 2_000

@@ -96,6 +96,13 @@ class TestAdminOperations:
         assert response.json() == {"dry_run": True, "would_check": 1}
         assert (await conversation_row(running.sessionmaker, thread_id)).memory_item_count == 4
 
+    async def test_absurd_age_limit_is_422_not_a_failed_job(self, client, admin) -> None:
+        response = await client.post(
+            "/api/admin/sessions/cleanup?older_than_days=1000000000", headers=admin
+        )
+        assert response.status_code == 422
+        assert "older_than_days" in response.json()["detail"]
+
     async def test_unknown_job_is_404(self, client, admin) -> None:
         response = await client.post("/api/admin/jobs/reboot/run", headers=admin)
         assert response.status_code == 404

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from sqlmodel import col, select
 
+from app.config import MAX_RETENTION_DAYS
 from app.deps import AdminUserDep, DbSessionDep, SettingsDep, get_admin_user
 from app.errors import ERROR_RESPONSES, ErrorPublic, NotFoundError
 from app.models import MaintenanceRun, MaintenanceRunPublic, MaintenanceRunsPublic
@@ -84,7 +85,7 @@ async def cleanup_sessions(
     *,
     ctx: JobContextDep,
     dry_run: DryRun = False,
-    older_than_days: Annotated[int | None, Query(ge=1)] = None,
+    older_than_days: Annotated[int | None, Query(ge=1, le=MAX_RETENTION_DAYS)] = None,
 ) -> MaintenanceRun:
     """Run the cleanup now (optionally with another age limit)."""
     return await run_job(
