@@ -111,3 +111,20 @@ class TestEnvExample:
         assert documented == set(Settings.model_fields)
         # Each setting carries a comment line right above it (or its group's comment).
         assert text.count("\n# ") >= len(documented) // 2
+
+
+class TestLogging:
+    def test_production_logs_one_json_object_per_line(self, capsys) -> None:
+        import json
+        import logging
+
+        from app.logging import configure_logging
+
+        configure_logging(
+            load_settings(APP_ENV="production", AUTH_JWT_SECRET="x" * 40, LOG_LEVEL="INFO")
+        )
+        logging.getLogger("app.test").info("thread %s ready", "t-1")
+        record = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+        assert record["message"] == "thread t-1 ready"
+        assert record["level"] == "INFO"
+        configure_logging(load_settings(LOG_LEVEL="WARNING"))
