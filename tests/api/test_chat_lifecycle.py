@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from app.models import Task
 from tests.conftest import RunningApp, start_app
-from tests.sse import reply_text, send
+from tests.sse import iter_events, reply_text, send
 
 
 class Gate:
@@ -279,3 +279,39 @@ class TestModelProviders:
 
         with pytest.raises(pytest.fail.Exception, match="network model client"):
             openai.AsyncOpenAI(api_key="sk-test")
+
+
+class TestResume:
+    async def test_resume_after_last_event_id_replays_then_follows_live(
+        self, settings, alice, bob
+    ) -> None:
+        gate = Gate("resumed reply")
+        async with (
+            start_app(settings, model=ScriptedModel([gate.step()])) as running,
+            running.client() as client,
+        ):
+            thread_id = await new_thread(client, alice)
+            original = asyncio.create_task(send(client, thread_id, "keep going", alice))
+            await gate.entered.wait()
+            turn_id = next(iter(running.turn_runner._recent))
+            url = f"/api/threads/{thread_id}/turns/{turn_id}/events"
+
+            async def resume(headers: dict[str, str]) -> list:
+                async with client.stream("GET", url, headers=headers) as response:
+                    assert response.status_code == 200
+                    return [e async for e in iter_events(response)]
+
+            resumed = asyncio.create_task(resume({**alice, "Last-Event-ID": "1"}))
+            await asyncio.sleep(0)
+            gate.opened.set()
+            full, tail = await original, await resumed
+            assert [e.id for e in tail] == [e.id for e in full[1:]]
+            assert [e.data for e in tail] == [e.data for e in full[1:]]
+            assert tail[-1].event == "done"
+            # Another user, an unknown turn, or another thread's id: all 404.
+            assert (await client.get(url, headers=bob)).status_code == 404
+            other = f"/api/threads/{thread_id}/turns/{uuid.uuid4()}/events"
+            assert (await client.get(other, headers=alice)).status_code == 404
+            elsewhere = await new_thread(client, alice)
+            moved = f"/api/threads/{elsewhere}/turns/{turn_id}/events"
+            assert (await client.get(moved, headers=alice)).status_code == 404

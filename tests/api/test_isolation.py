@@ -11,6 +11,7 @@ THREAD_ENDPOINTS = [
     ("DELETE", "/api/threads/{id}", None),
     ("GET", "/api/threads/{id}/messages", None),
     ("POST", "/api/threads/{id}/messages", {"text": "hello from bob"}),
+    ("GET", "/api/threads/{id}/turns/00000000-0000-4000-8000-000000000000/events", None),
 ]
 
 

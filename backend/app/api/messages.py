@@ -7,16 +7,16 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 from pydantic import BaseModel, ConfigDict
 
-from app.assistant.events import StreamEvent
 from app.deps import CurrentUserDep, DbSessionDep, SettingsDep, TurnRunnerDep
 from app.errors import (
     ERROR_RESPONSES,
     ErrorPublic,
+    NotFoundError,
     PayloadTooLargeError,
     UnprocessableError,
     error_body,
@@ -125,17 +125,40 @@ def turn_json_response(result: TurnResult) -> JSONResponse:
     )
 
 
-async def sse_stream(turn: Turn) -> AsyncIterator[bytes]:
-    """The turn's events as SSE, with keep-alive comments while the model thinks."""
-    sequence = 0
-    while True:
-        try:
-            async with asyncio.timeout(KEEPALIVE_SECONDS):
-                kind, payload = await turn.events.get()
-        except TimeoutError:
+async def sse_stream(turn: Turn, after: int = 0) -> AsyncIterator[bytes]:
+    """The turn's events after id `after` as SSE, with keep-alives while the model thinks."""
+    async for event in turn.follow(after, idle_timeout_s=KEEPALIVE_SECONDS):
+        if event is None:
             yield KEEPALIVE_COMMENT
             continue
-        sequence += 1
+        sequence, kind, payload = event
         yield format_sse_event(data_str=payload.model_dump_json(), event=kind, id=str(sequence))
-        if kind == StreamEvent.DONE:
-            return
+
+
+@router.get(
+    "/{thread_id}/turns/{turn_id}/events",
+    responses={
+        200: {"description": "The turn's remaining events", "content": {"text/event-stream": {}}}
+    },
+)
+async def resume_turn_events(
+    *,
+    db: DbSessionDep,
+    user: CurrentUserDep,
+    turns: TurnRunnerDep,
+    thread_id: uuid.UUID,
+    turn_id: uuid.UUID,
+    last_event_id: Annotated[int, Header(ge=0, alias="Last-Event-ID")] = 0,
+) -> Response:
+    """Resume a turn's stream after the last event id a client saw (header Last-Event-ID).
+
+    Turns are kept by the worker that ran them, for its last 1,000 turns; elsewhere the
+    finished turn is in the thread's messages.
+    """
+    await conversations.get_conversation(db, user_id=user.id, conversation_id=thread_id)
+    turn = turns.find(turn_id)
+    if turn is None or turn.conversation_id != thread_id:
+        raise NotFoundError(
+            f"Turn {turn_id} cannot be resumed here; list the thread's messages instead"
+        )
+    return EventSourceResponse(sse_stream(turn, after=last_event_id))

@@ -22,6 +22,8 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -55,6 +57,8 @@ logger = logging.getLogger(__name__)
 # frees the thread within TURN_LEASE instead of blocking it for a whole turn's time limit.
 TURN_LEASE = timedelta(seconds=30)
 LEASE_RENEW_SECONDS = 10.0
+# Turns kept per worker for clients that resume a stream with Last-Event-ID.
+RECENT_TURNS = 1_000
 MAX_AGENT_STEPS = 10
 SHUTDOWN_GRACE_SECONDS = 10.0
 
@@ -70,14 +74,16 @@ class TurnResult(BaseModel):
 
 @dataclass
 class Turn:
-    """One turn in flight: its events queue up for whoever listens."""
+    """One turn in flight. Its events are numbered from 1 and kept, so a client that lost
+    the stream can resume after the last id it saw (`Last-Event-ID`)."""
 
     id: uuid.UUID
     user_id: uuid.UUID
     conversation_id: uuid.UUID
     text: str
     user_message: MessagePublic
-    events: asyncio.Queue[tuple[StreamEvent, BaseModel]] = field(default_factory=asyncio.Queue)
+    log: list[tuple[StreamEvent, BaseModel]] = field(default_factory=list)
+    _listeners: set[asyncio.Queue[None]] = field(default_factory=set)
     result: asyncio.Future[TurnResult] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -85,7 +91,36 @@ class Turn:
     memory: MemorySession | None = None
 
     def emit(self, kind: StreamEvent, payload: BaseModel) -> None:
-        self.events.put_nowait((kind, payload))
+        self.log.append((kind, payload))
+        for wake in self._listeners:
+            wake.put_nowait(None)
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.log) and self.log[-1][0] == StreamEvent.DONE
+
+    async def follow(
+        self, after: int = 0, *, idle_timeout_s: float | None = None
+    ) -> AsyncIterator[tuple[int, StreamEvent, BaseModel] | None]:
+        """Events numbered after `after`, live until `done`; None after `idle_timeout_s` quiet."""
+        wake: asyncio.Queue[None] = asyncio.Queue()
+        self._listeners.add(wake)
+        try:
+            sent = after
+            while True:
+                while sent < len(self.log):
+                    kind, payload = self.log[sent]
+                    sent += 1
+                    yield sent, kind, payload
+                    if kind == StreamEvent.DONE:
+                        return
+                try:
+                    async with asyncio.timeout(idle_timeout_s):
+                        await wake.get()
+                except TimeoutError:
+                    yield None
+        finally:
+            self._listeners.discard(wake)
 
 
 class TurnRunner:
@@ -104,6 +139,8 @@ class TurnRunner:
         self._agent = agent
         self._settings = settings
         self._tasks: set[asyncio.Task[None]] = set()
+        # Recent turns by id, for clients resuming a stream; bounded, oldest dropped first.
+        self._recent: OrderedDict[uuid.UUID, Turn] = OrderedDict()
         self._background: set[asyncio.Task[None]] = set()  # lease releases retried in outages
 
     async def prepare(
@@ -152,11 +189,18 @@ class TurnRunner:
     def start(self, turn: Turn) -> None:
         """Step 2: run the turn in a task of its own."""
         turn.emit(StreamEvent.USER_MESSAGE, turn.user_message)
+        self._recent[turn.id] = turn
+        while len(self._recent) > RECENT_TURNS:
+            self._recent.popitem(last=False)
         if self._settings.LOG_CONTENT:  # off by default: logs must not hold what users wrote
             logger.debug("Turn %s in thread %s: %r", turn.id, turn.conversation_id, turn.text)
         task = asyncio.create_task(self._execute(turn), name=f"turn-{turn.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def find(self, turn_id: uuid.UUID) -> Turn | None:
+        """A turn this worker ran recently (for resuming its stream), or None."""
+        return self._recent.get(turn_id)
 
     async def abandon(self, turn: Turn) -> None:
         """Release what `prepare` opened when the request failed before `start`."""
