@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from sqlalchemy.engine import make_url
 
 SCRATCH_DATABASE = "threadkeeper_bench"
@@ -49,48 +48,29 @@ def libpq(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def _recreate(admin_conninfo: str, name: str, *, create: bool) -> None:
-    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        if create:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-async def _migrate(url: str) -> None:
-    from app import schema
-    from app.db import create_engine
-
-    engine = create_engine(url)
-    try:
-        await schema.upgrade(engine)
-    finally:
-        await engine.dispose()
-
-
 @contextmanager
 def scratch_database() -> Iterator[Database]:
     """Create and migrate `threadkeeper_bench`; drop it (and release the server) afterwards."""
+    from app.embedded_db import drop_database, start_embedded_sync
+    from app.schema import upgrade_url
+
     embedded = None
     base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("TEST_DATABASE_URL")
     source = "BENCH_DATABASE_URL" if os.environ.get("BENCH_DATABASE_URL") else "TEST_DATABASE_URL"
     if base:
         base = _sqlalchemy_url(base)
     else:
-        from app.embedded_db import start_embedded_sync
-
         embedded = start_embedded_sync(EMBEDDED_DIR, database="postgres")
         base, source = embedded.url, "embedded (data/bench-postgres)"
     admin = libpq(base)
     url = make_url(base).set(database=SCRATCH_DATABASE).render_as_string(hide_password=False)
     try:
-        _recreate(admin, SCRATCH_DATABASE, create=True)
-        asyncio.run(_migrate(url))
+        drop_database(admin, SCRATCH_DATABASE, recreate=True)
+        asyncio.run(upgrade_url(url))
         yield Database(url=url, conninfo=libpq(url), source=source)
     finally:
         try:
-            _recreate(admin, SCRATCH_DATABASE, create=False)
+            drop_database(admin, SCRATCH_DATABASE)
         finally:
             if embedded is not None:
                 embedded.stop()

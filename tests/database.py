@@ -9,13 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from app import schema
-from app.db import create_engine
-from app.embedded_db import start_embedded_sync
+from app.embedded_db import drop_database, start_embedded_sync
 
 TEST_DATABASE_SUFFIX = "_threadkeeper_test"
 
@@ -35,26 +32,7 @@ def _libpq(url: str) -> str:
 
 
 def recreate_database(admin_conninfo: str, name: str) -> None:
-    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def drop_database(admin_conninfo: str, name: str) -> None:
-    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-async def _migrate(url: str) -> None:
-    engine = create_engine(url)
-    try:
-        await schema.upgrade(engine)
-    finally:
-        await engine.dispose()
+    drop_database(admin_conninfo, name, recreate=True)
 
 
 @contextmanager
@@ -80,7 +58,7 @@ def provision_test_database(embedded_dir: Path) -> Iterator[TestDatabase]:
     recreate_database(admin, name)
     url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
     try:
-        asyncio.run(_migrate(url))
+        asyncio.run(schema.upgrade_url(url))
         yield TestDatabase(url=url, admin_conninfo=admin)
     finally:
         drop_database(admin, name)

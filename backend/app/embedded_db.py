@@ -39,6 +39,18 @@ def _socket_url(server_uri: str, database: str) -> str:
     return f"postgresql+psycopg://postgres@/{database}?host={host}"
 
 
+def drop_database(admin_conninfo: str, database: str, *, recreate: bool = False) -> None:
+    """Drop `database` (closing its sessions), and create it afresh when `recreate`.
+
+    Used by the tests and the benchmark for their scratch databases.
+    """
+    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+        name = sql.Identifier(database)
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        if recreate:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+
+
 def create_database_if_missing(admin_conninfo: str, database: str) -> None:
     """CREATE DATABASE cannot run in a transaction, hence a separate autocommit connection."""
     with psycopg.connect(admin_conninfo, autocommit=True) as conn:

@@ -42,6 +42,17 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     await _run_command(engine, command.upgrade, revision)
 
 
+async def upgrade_url(url: str) -> None:
+    """Migrate the database at `url` to head with a short-lived engine (tests, bench, CLI)."""
+    from app.db import create_engine
+
+    engine = create_engine(url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     await _run_command(engine, command.downgrade, revision)
 
