@@ -9,6 +9,7 @@ from typing import TypedDict
 
 from agents.memory import SessionSettings
 from agents.models.interface import Model
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,6 +46,7 @@ class State(TypedDict):
     turn_runner: TurnRunner
     job_context: JobContext
     user_ids: UserIdCache
+    scheduler: AsyncIOScheduler | None
 
 
 async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
@@ -128,6 +130,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
             turn_runner=turn_runner,
             job_context=job_context,
             user_ids=UserIdCache(),
+            scheduler=scheduler,
         )
         if scheduler is not None:
             scheduler.shutdown(wait=False)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 from agents.testing import ModelStep, ScriptedModel, assistant_message
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 
 from app.models import MaintenanceRun, RunStatus
 from app.models.base import utc_now
@@ -299,3 +300,37 @@ class TestSweeps:
         await jobs.sweep_orphans(job_context(running), remove=True)
         assert not running.memory_store.exists(me, stray)
         assert (await conversation_row(running.sessionmaker, thread_id)).memory_state == "expired"
+
+
+async def startup_runs(running) -> list[MaintenanceRun]:
+    from sqlmodel import select
+
+    async with running.sessionmaker() as db:
+        query = select(MaintenanceRun).where(MaintenanceRun.trigger == "startup")
+        return list((await db.exec(query)).all())
+
+
+class TestSchedulerInTheApp:
+    async def test_lifespan_starts_the_scheduler_and_reconciles_on_startup(
+        self, settings_factory
+    ) -> None:
+
+        async with start_app(settings_factory(SCHEDULER_ENABLED=True)) as running:
+            scheduler = running.state["scheduler"]
+            assert scheduler.running
+            assert {"cleanup", "prune", "sweep-orphans"} <= {job.id for job in scheduler.get_jobs()}
+            # The startup reconcile is a one-off job that may still be running: wait for the
+            # scheduler to report it executed (bounded), then read its recorded run.
+            done = asyncio.Event()
+            scheduler.add_listener(
+                lambda event: done.set() if event.job_id == "reconcile-on-startup" else None,
+                EVENT_JOB_EXECUTED | EVENT_JOB_ERROR,
+            )
+            runs = await startup_runs(running)
+            if not runs:
+                async with asyncio.timeout(10):
+                    await done.wait()
+                runs = await startup_runs(running)
+            assert runs
+            assert all(r.job == "reconcile" for r in runs)
+        assert not scheduler.running
