@@ -23,9 +23,9 @@ from app.errors import (
 )
 from app.models import MessagePublic, MessagesPublic
 from app.services import conversations, messages
-from app.services.chat import Turn, TurnResult
 from app.services.messages import SortOrder
 from app.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from app.services.turn import Turn, TurnResult
 
 router = APIRouter(prefix="/threads", tags=["messages"], responses=ERROR_RESPONSES)
 

@@ -23,14 +23,11 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from agents import Agent, RunConfig, Runner
-from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,6 +45,7 @@ from app.db import SessionMaker, session_scope
 from app.metrics import PRUNES, TURN_LATENCY, TURNS
 from app.models import Conversation, Message, MessagePublic, MessageRole
 from app.services import conversations, messages, sessions
+from app.services.turn import Turn, TurnResult
 from app.services.turn_failures import describe_failure
 from app.services.turn_memory import open_turn_memory
 
@@ -61,66 +59,6 @@ LEASE_RENEW_SECONDS = 10.0
 RECENT_TURNS = 1_000
 MAX_AGENT_STEPS = 10
 SHUTDOWN_GRACE_SECONDS = 10.0
-
-
-class TurnResult(BaseModel):
-    """The finished turn, as the JSON variant of the endpoint returns it."""
-
-    turn_id: uuid.UUID
-    user_message: MessagePublic
-    assistant_message: MessagePublic | None
-    error: TurnError | None
-
-
-@dataclass
-class Turn:
-    """One turn in flight. Its events are numbered from 1 and kept, so a client that lost
-    the stream can resume after the last id it saw (`Last-Event-ID`)."""
-
-    id: uuid.UUID
-    user_id: uuid.UUID
-    conversation_id: uuid.UUID
-    text: str
-    user_message: MessagePublic
-    log: list[tuple[StreamEvent, BaseModel]] = field(default_factory=list)
-    _listeners: set[asyncio.Queue[None]] = field(default_factory=set)
-    result: asyncio.Future[TurnResult] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
-    _resources: AsyncExitStack = field(default_factory=AsyncExitStack)
-    memory: MemorySession | None = None
-
-    def emit(self, kind: StreamEvent, payload: BaseModel) -> None:
-        self.log.append((kind, payload))
-        for wake in self._listeners:
-            wake.put_nowait(None)
-
-    @property
-    def finished(self) -> bool:
-        return bool(self.log) and self.log[-1][0] == StreamEvent.DONE
-
-    async def follow(
-        self, after: int = 0, *, idle_timeout_s: float | None = None
-    ) -> AsyncIterator[tuple[int, StreamEvent, BaseModel] | None]:
-        """Events numbered after `after`, live until `done`; None after `idle_timeout_s` quiet."""
-        wake: asyncio.Queue[None] = asyncio.Queue()
-        self._listeners.add(wake)
-        try:
-            sent = after
-            while True:
-                while sent < len(self.log):
-                    kind, payload = self.log[sent]
-                    sent += 1
-                    yield sent, kind, payload
-                    if kind == StreamEvent.DONE:
-                        return
-                try:
-                    async with asyncio.timeout(idle_timeout_s):
-                        await wake.get()
-                except TimeoutError:
-                    yield None
-        finally:
-            self._listeners.discard(wake)
 
 
 class TurnRunner:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 import sqlalchemy as sa
 from agents.items import TResponseInputItem
@@ -137,8 +137,3 @@ async def record_memory(
         conversation.memory_pruned_at = utc_now()
     db.add(conversation)
     await db.flush()
-
-
-def summary(**counts: Any) -> dict[str, Any]:
-    """A job's or command's outcome, as stored in maintenance_runs."""
-    return {key: value for key, value in counts.items() if value is not None}

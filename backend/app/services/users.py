@@ -12,25 +12,28 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.models import User
 
 
-async def get_or_create_user(db: AsyncSession, subject: str) -> uuid.UUID:
-    """Return the id of the user with this subject, creating the row if needed.
+async def find_user_id(db: AsyncSession, subject: str) -> uuid.UUID | None:
+    return (await db.exec(select(User.id).where(User.subject == subject))).first()
 
-    `ON CONFLICT DO NOTHING` makes two first requests racing for one new user both succeed.
+
+async def create_user(db: AsyncSession, subject: str) -> uuid.UUID:
+    """Insert the user unless present; `ON CONFLICT DO NOTHING` lets two first requests race.
 
     Returns:
-        The user's id.
+        The user's id (the racing request's, when it won).
     """
-    user_id = (await db.exec(select(User.id).where(User.subject == subject))).first()
-    if user_id is not None:
-        return user_id
     new = User(subject=subject)
     await db.exec(
         insert(User)
         .values(id=new.id, subject=subject, created_at=new.created_at)
         .on_conflict_do_nothing(index_elements=["subject"])
     )
-    user_id = (await db.exec(select(User.id).where(User.subject == subject))).one()
-    return user_id
+    return (await db.exec(select(User.id).where(User.subject == subject))).one()
+
+
+async def get_or_create_user(db: AsyncSession, subject: str) -> uuid.UUID:
+    """Return the id of the user with this subject, creating the row if needed."""
+    return await find_user_id(db, subject) or await create_user(db, subject)
 
 
 class UserIdCache:
@@ -49,9 +52,9 @@ class UserIdCache:
         if cached is not None:
             self._ids.move_to_end(subject)
             return cached
-        existing = (await db.exec(select(User.id).where(User.subject == subject))).first()
+        existing = await find_user_id(db, subject)
         if existing is None:
-            return await get_or_create_user(db, subject)
+            return await create_user(db, subject)
         self._ids[subject] = existing
         if len(self._ids) > self._max_entries:
             self._ids.popitem(last=False)
