@@ -19,6 +19,7 @@ import jwt
 
 from app.config import AppEnv, Settings
 from app.errors import UnauthorizedError
+from app.models.text import unstorable_reason
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,9 @@ class TokenService:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
             raise UnauthorizedError("Token 'sub' claim must be a non-empty string")
+        problem = unstorable_reason(subject)
+        if problem is not None:
+            raise UnauthorizedError(f"Token 'sub' claim {problem}")
         return TokenClaims(subject=subject, is_admin=claims.get(self._admin_claim) is True)
 
     def _key_for(self, alg: str) -> tuple[str, list[str]]:

@@ -54,8 +54,14 @@ class Settings(BaseSettings):
 
     # PostgreSQL. Unset means "start the embedded server under DATA_DIR/postgres".
     DATABASE_URL: str | None = None
-    DATABASE_POOL_SIZE: PositiveInt = 10
+    DATABASE_POOL_SIZE: PositiveInt = 20
+    DATABASE_POOL_TIMEOUT_SECONDS: PositiveInt = 5
     DATABASE_CONNECT_TIMEOUT_SECONDS: PositiveInt = 5
+    # Bounds on every wait inside PostgreSQL (0 disables one; behind a transaction-mode
+    # pooler that refuses startup options, set all three to 0 and set them on the role).
+    DATABASE_STATEMENT_TIMEOUT_SECONDS: Annotated[int, Field(ge=0, le=3600)] = 30
+    DATABASE_LOCK_TIMEOUT_SECONDS: Annotated[int, Field(ge=0, le=3600)] = 5
+    DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: Annotated[int, Field(ge=0, le=3600)] = 60
     AUTO_MIGRATE: bool = False
 
     # Agent memory (SQLite, one file per user per conversation).
@@ -70,7 +76,14 @@ class Settings(BaseSettings):
     AGENT_SESSION_PRUNE_INTERVAL_MINUTES: Annotated[int, Field(ge=1, le=7 * 24 * 60)] = 60
     AGENT_SESSION_VACUUM_FREE_RATIO: Annotated[float, Field(gt=0, le=1)] = 0.3
     AGENT_SESSION_CLEANUP_BATCH_SIZE: Annotated[int, Field(ge=1, le=10_000)] = 500
+    AGENT_SESSION_MIN_FREE_MB: Annotated[int, Field(ge=0, le=1_000_000)] = 64
     SCHEDULER_ENABLED: bool = True
+
+    # Turns: the thread lease, and finished turns kept for clients resuming a stream.
+    TURN_LEASE_SECONDS: Annotated[int, Field(ge=3, le=3600)] = 30
+    TURN_REPLAY_SECONDS: Annotated[int, Field(ge=0, le=86_400)] = 300
+    TURN_REPLAY_MAX_TURNS: Annotated[int, Field(ge=0, le=100_000)] = 1_000
+    TURN_REPLAY_MAX_MB: Annotated[int, Field(ge=0, le=100_000)] = 64
 
     # Auth: HS256 with a shared secret, or RS256/ES256 with a public key.
     AUTH_JWT_SECRET: str | None = None
@@ -92,6 +105,12 @@ class Settings(BaseSettings):
     MAX_TITLE_CHARS: Annotated[int, Field(ge=1, le=1000)] = 200
     MAX_TURN_SECONDS: PositiveInt = 300
     MAX_REQUEST_BYTES: Annotated[int, Field(ge=1024)] = 1024 * 1024
+
+    # The HTTP server (uvicorn): bounds on what an unauthenticated client can hold.
+    HTTP_MAX_HEADER_BYTES: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
+    HTTP_HEADER_TIMEOUT_SECONDS: Annotated[int, Field(ge=1, le=600)] = 10
+    HTTP_KEEPALIVE_SECONDS: Annotated[int, Field(ge=1, le=600)] = 5
+    SHUTDOWN_GRACE_SECONDS: Annotated[int, Field(ge=1, le=600)] = 10
 
     # Observability.
     METRICS_ENABLED: bool = True

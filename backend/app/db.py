@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -18,20 +19,52 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 SessionMaker = async_sessionmaker[AsyncSession]
 
 
-def create_engine(url: str, *, pool_size: int = 10, connect_timeout_s: int = 5) -> AsyncEngine:
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """Bounds on waits inside PostgreSQL, in seconds (0: the server's default, unbounded)."""
+
+    statement: int = 0
+    lock: int = 0
+    idle_in_transaction: int = 0
+
+    def startup_options(self) -> str | None:
+        """The libpq `options` that set them for every connection of the pool."""
+        settings = {
+            "statement_timeout": self.statement,
+            "lock_timeout": self.lock,
+            "idle_in_transaction_session_timeout": self.idle_in_transaction,
+        }
+        parts = [f"-c {name}={seconds}s" for name, seconds in settings.items() if seconds]
+        return " ".join(parts) or None
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    connect_timeout_s: int = 5,
+    pool_timeout_s: int | None = None,
+    timeouts: DatabaseTimeouts | None = None,
+) -> AsyncEngine:
     """Build the async engine.
 
     `prepare_threshold=None` turns off psycopg's server-side prepared statements, which a
     transaction-mode pooler (PgBouncer, Neon's pooled endpoint) cannot keep across
-    transactions. `pool_pre_ping` lets the service recover by itself after an outage.
+    transactions. `pool_pre_ping` lets the service recover by itself after an outage. Every
+    wait is bounded: the connection (`connect_timeout`), the pool checkout (`pool_timeout`),
+    and inside the server the statement, lock and idle-in-transaction timeouts, so a stuck
+    thread can cost a request a 409 or a 503 but never wedge the pool.
     """
     connect_args: dict[str, Any] = {"prepare_threshold": None, "connect_timeout": connect_timeout_s}
+    options = (timeouts or DatabaseTimeouts()).startup_options()
+    if options:
+        connect_args["options"] = options
     return create_async_engine(
         url,
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_timeout=connect_timeout_s * 2,
+        pool_timeout=pool_timeout_s or connect_timeout_s * 2,
         connect_args=connect_args,
     )
 

@@ -27,6 +27,7 @@ class AppError(Exception):
 
     status_code: ClassVar[int] = 400
     headers: ClassVar[dict[str, str] | None] = None
+    kind: ClassVar[str | None] = None  # the `error` clients see; default: the class name
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -100,7 +101,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return JSONResponse(
-        error_body(type(exc).__name__, exc.message), exc.status_code, headers=exc.headers
+        error_body(exc.kind or type(exc).__name__, exc.message),
+        exc.status_code,
+        headers=exc.headers,
     )
 
 
@@ -142,6 +145,16 @@ async def _db_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("InternalError", "Internal error"), 500)
 
 
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """The last resort: whatever escaped every other handler is a JSON 500, never plain text.
+
+    Starlette's ServerErrorMiddleware calls this and re-raises, so the error is still logged
+    with its traceback by the server; the client only learns that it was internal.
+    """
+    logger.error("Unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return JSONResponse(error_body("InternalError", "Internal error"), 500)
+
+
 def _is_connection_error(exc: DBAPIError) -> bool:
     import psycopg
 
@@ -154,3 +167,4 @@ def register_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DBAPIError, _db_error)
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected_error)

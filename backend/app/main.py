@@ -21,7 +21,13 @@ from app.assistant.agent import build_agent
 from app.assistant.memory import AgentMemoryStore
 from app.auth import TokenService
 from app.config import ConfigError, Settings, get_settings
-from app.db import SessionMaker, create_engine, create_sessionmaker, redact_url
+from app.db import (
+    DatabaseTimeouts,
+    SessionMaker,
+    create_engine,
+    create_sessionmaker,
+    redact_url,
+)
 from app.embedded_db import EmbeddedPostgres, start_embedded
 from app.errors import register_exception_handlers
 from app.logging import configure_logging
@@ -63,15 +69,14 @@ async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
             f"Database schema is at {current or 'an empty database'}, the code needs "
             f"{schema.head_revision()}: run `make migrate` (or set AUTO_MIGRATE=true)"
         )
-    async with engine.connect() as conn:
-        # Held on one connection while migrating, so a second worker waits, then sees head.
-        await conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
-        try:
-            if not await schema.is_at_head(engine):
-                logger.info("Migrating the database schema to %s", schema.head_revision())
-                await schema.upgrade(engine)
-        finally:
-            await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+    async with engine.connect() as conn, conn.begin():
+        # Held by this transaction while another connection migrates, so a second worker
+        # waits, then sees head; transaction-scoped, so it works through a pooler too.
+        await schema.lift_timeouts(conn)
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        if not await schema.is_at_head(engine):
+            logger.info("Migrating the database schema to %s", schema.head_revision())
+            await schema.upgrade(engine)
 
 
 async def open_database(settings: Settings) -> tuple[AsyncEngine, EmbeddedPostgres | None]:
@@ -87,6 +92,12 @@ async def open_database(settings: Settings) -> tuple[AsyncEngine, EmbeddedPostgr
         url,
         pool_size=settings.DATABASE_POOL_SIZE,
         connect_timeout_s=settings.DATABASE_CONNECT_TIMEOUT_SECONDS,
+        pool_timeout_s=settings.DATABASE_POOL_TIMEOUT_SECONDS,
+        timeouts=DatabaseTimeouts(
+            statement=settings.DATABASE_STATEMENT_TIMEOUT_SECONDS,
+            lock=settings.DATABASE_LOCK_TIMEOUT_SECONDS,
+            idle_in_transaction=settings.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS,
+        ),
     )
     return engine, embedded
 

@@ -54,7 +54,15 @@ PRUNES = Counter("threadkeeper_memory_prunes_total", "Sessions cut back to the c
 RECOVERIES = Counter(
     "threadkeeper_memory_recoveries_total", "Memory rebuilt from the log", ["reason"]
 )
-RECOVERY_REASONS = ("corrupt", "missing", "expired", "interrupted turn", "empty")
+RECOVERY_REASONS = (
+    "corrupt",
+    "missing",
+    "expired",
+    "behind",
+    "ahead",
+    "stale",
+    "interrupted turn",
+)
 for _reason in RECOVERY_REASONS:  # export zeros, so rate() and alerts work from the start
     RECOVERIES.labels(_reason)
 JOB_RUNS = Counter("threadkeeper_job_runs_total", "Maintenance job runs", ["job", "status"])

@@ -8,10 +8,18 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+# Migrations may rewrite big tables and wait for other workers: lift the app's bounds on
+# waits for their transaction only (SET LOCAL ends with it, even through a pooler).
+UNBOUNDED_TRANSACTION = (
+    "SET LOCAL statement_timeout = 0",
+    "SET LOCAL lock_timeout = 0",
+    "SET LOCAL idle_in_transaction_session_timeout = 0",
+)
 
 
 def alembic_config() -> Config:
@@ -64,4 +72,11 @@ async def _run_command(engine: AsyncEngine, fn: object, revision: str) -> None:
         fn(config, revision)  # type: ignore[operator]  # alembic commands share this signature
 
     async with engine.begin() as conn:
+        await lift_timeouts(conn)
         await conn.run_sync(_run)
+
+
+async def lift_timeouts(conn: AsyncConnection) -> None:
+    """Lift statement, lock and idle timeouts for the rest of `conn`'s transaction."""
+    for statement in UNBOUNDED_TRANSACTION:
+        await conn.execute(text(statement))

@@ -293,7 +293,7 @@ class TestResume:
             thread_id = await new_thread(client, alice)
             original = asyncio.create_task(send(client, thread_id, "keep going", alice))
             await gate.entered.wait()
-            turn_id = next(iter(running.turn_runner._recent))
+            turn_id = next(iter(running.turn_runner._running))
             url = f"/api/threads/{thread_id}/turns/{turn_id}/events"
 
             async def resume(headers: dict[str, str]) -> list:

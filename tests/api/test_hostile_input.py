@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
 
 from tests.factories import create_thread
@@ -100,3 +101,83 @@ class TestMetrics:
             if line.startswith("threadkeeper_memory_active_sessions ")
         )
         assert float(sample.split()[1]) >= 1
+
+
+# A NUL byte (PostgreSQL text cannot hold it) and a lone surrogate (not encodable as UTF-8):
+# each used to become a 500, one of them plain text with the connection closed.
+UNSTORABLE = pytest.mark.parametrize(
+    ("raw", "problem"), [('a\\u0000b', "NUL"), ('a\\ud800b', "surrogate")]
+)
+
+
+def _raw_json(template: str, raw: str) -> bytes:
+    """A JSON body with `raw` pasted in as written (json.dumps would refuse a lone surrogate)."""
+    return template.replace("RAW", raw).encode()
+
+
+class TestUnstorableText:
+    @UNSTORABLE
+    async def test_thread_title_is_422_naming_the_field(self, client, alice, raw, problem) -> None:
+        thread_id = await create_thread(client, alice)
+        headers = {**alice, "content-type": "application/json"}
+        for method, path in (("POST", "/api/threads"), ("PATCH", f"/api/threads/{thread_id}")):
+            body = _raw_json('{"title": "RAW"}', raw)
+            response = await client.request(method, path, content=body, headers=headers)
+            assert response.status_code == 422, response.text
+            assert response.json()["error"] == "ValidationError"
+            assert response.json()["detail"].startswith("title: ")
+            assert problem in response.json()["detail"]
+        listed = (await client.get("/api/threads", headers=alice)).json()["data"]
+        assert [t["id"] for t in listed] == [thread_id]
+
+    @UNSTORABLE
+    @pytest.mark.parametrize("accept", ["text/event-stream", "application/json"])
+    async def test_message_text_is_422_and_nothing_is_written(
+        self, client, alice, raw, problem, accept
+    ) -> None:
+        thread_id = await create_thread(client, alice)
+        response = await client.post(
+            f"/api/threads/{thread_id}/messages",
+            content=_raw_json('{"text": "RAW"}', raw),
+            headers={**alice, "content-type": "application/json", "accept": accept},
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"].startswith("text: ")
+        assert problem in response.json()["detail"]
+        thread = (await client.get(f"/api/threads/{thread_id}", headers=alice)).json()
+        assert thread["message_count"] == 0
+
+    @pytest.mark.parametrize("subject", ["a\x00b", "a\ud800b"])
+    async def test_token_subject_is_401(self, client, tokens, subject) -> None:
+        token = tokens.issue(subject)
+        response = await client.get("/api/threads", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401
+        assert response.json()["error"] == "UnauthorizedError"
+
+    async def test_query_parameter_is_422(self, client, auth_for) -> None:
+        response = await client.get(
+            "/api/admin/maintenance-runs?job=%00", headers=auth_for("ops", admin=True)
+        )
+        assert response.status_code == 422
+        assert response.json()["detail"].startswith("query.job: ")
+
+
+class TestLastResortErrors:
+    async def test_an_unexpected_exception_answers_the_json_error_shape(
+        self, settings, alice
+    ) -> None:
+        from tests.conftest import start_app
+
+        async with start_app(settings) as running:
+
+            @running.app.get("/api/boom")
+            async def boom() -> None:
+                raise ZeroDivisionError("internals that must not leak")
+
+            # Like a real server: the app's exception is logged, the client gets the response.
+            transport = httpx.ASGITransport(app=running.asgi, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                response = await client.get("/api/boom", headers=alice)
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == {"error": "InternalError", "detail": "Internal error"}

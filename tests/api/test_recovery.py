@@ -121,6 +121,7 @@ async def simulate_crash_mid_turn(running, headers, thread_id: str, text: str) -
     async with running.sessionmaker() as db:
         conversation = await db.get_one(Conversation, uuid.UUID(thread_id))
         db.add(Message(conversation_id=conversation.id, role="user", content=text))
+        conversation.message_count += 1  # as the real insert does, in the same transaction
         conversation.active_turn_id = uuid.uuid4()
         conversation.active_turn_expires_at = utc_now() - timedelta(seconds=1)
         db.add(conversation)
@@ -156,10 +157,13 @@ class TestCrashedTurn:
         thread_id = await thread_with_turns(client, alice, "remember that jobs repair")
         await simulate_crash_mid_turn(running, alice, thread_id, "add task half")
         ctx = running.state["job_context"]
-        assert (await jobs.reconcile(ctx, dry_run=True))["repaired"] >= 1
+        found = await jobs.reconcile(ctx, dry_run=True)
+        assert thread_id in found["diverged_ids"]
+        assert found["repaired"] == 0
         result = await jobs.reconcile(ctx)
-        assert result["repaired"] >= 1
-        assert (await jobs.reconcile(ctx, dry_run=True))["repaired"] == 0
+        assert thread_id in result["diverged_ids"]
+        assert result["repaired"] == result["diverged"]
+        assert thread_id not in (await jobs.reconcile(ctx, dry_run=True))["diverged_ids"]
         me = await running.user_id(alice)
         async with running.memory_store.open(me, uuid.UUID(thread_id)) as memory:
             tail = await memory.last_item()

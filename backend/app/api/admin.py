@@ -12,6 +12,7 @@ from app.config import MAX_RETENTION_DAYS
 from app.deps import AdminUserDep, DbSessionDep, SettingsDep, get_admin_user
 from app.errors import ERROR_RESPONSES, ErrorPublic, NotFoundError
 from app.models import MaintenanceRun, MaintenanceRunPublic, MaintenanceRunsPublic
+from app.models.text import StorableText
 from app.scheduler import jobs
 from app.scheduler.jobs import JobContext
 from app.scheduler.registry import JOBS, run_job
@@ -112,7 +113,7 @@ async def list_maintenance_runs(
     *,
     db: DbSessionDep,
     _: AdminUserDep,
-    job: str | None = None,
+    job: StorableText | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> MaintenanceRunsPublic:
     """The latest maintenance runs, newest first."""

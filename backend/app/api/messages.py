@@ -22,10 +22,12 @@ from app.errors import (
     error_body,
 )
 from app.models import MessagePublic, MessagesPublic
+from app.models.text import StorableText
 from app.services import conversations, messages
 from app.services.messages import SortOrder
 from app.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from app.services.turn import Turn, TurnResult
+from app.services.turn import TurnResult
+from app.services.turn_log import TurnLog
 
 router = APIRouter(prefix="/threads", tags=["messages"], responses=ERROR_RESPONSES)
 
@@ -54,7 +56,7 @@ async def list_thread_messages(
 class MessageCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str
+    text: StorableText
 
 
 def wants_json(request: Request) -> bool:
@@ -96,7 +98,7 @@ async def send_message(
     turns.start(turn)
     if wants_json(request):
         return turn_json_response(await asyncio.shield(turn.result))
-    return EventSourceResponse(sse_stream(turn))
+    return EventSourceResponse(sse_stream(turn.log))
 
 
 def check_message_text(text: str, max_chars: int) -> str:
@@ -125,14 +127,14 @@ def turn_json_response(result: TurnResult) -> JSONResponse:
     )
 
 
-async def sse_stream(turn: Turn, after: int = 0) -> AsyncIterator[bytes]:
+async def sse_stream(log: TurnLog, after: int = 0) -> AsyncIterator[bytes]:
     """The turn's events after id `after` as SSE, with keep-alives while the model thinks."""
-    async for event in turn.follow(after, idle_timeout_s=KEEPALIVE_SECONDS):
+    async for event in log.follow(after, idle_timeout_s=KEEPALIVE_SECONDS):
         if event is None:
             yield KEEPALIVE_COMMENT
             continue
-        sequence, kind, payload = event
-        yield format_sse_event(data_str=payload.model_dump_json(), event=kind, id=str(sequence))
+        sequence, kind, data = event
+        yield format_sse_event(data_str=data, event=kind, id=str(sequence))
 
 
 @router.get(
@@ -152,13 +154,14 @@ async def resume_turn_events(
 ) -> Response:
     """Resume a turn's stream after the last event id a client saw (header Last-Event-ID).
 
-    Turns are kept by the worker that ran them, for its last 1,000 turns; elsewhere the
-    finished turn is in the thread's messages.
+    A turn is kept by the worker that ran it while it runs and for TURN_REPLAY_SECONDS
+    after; elsewhere the finished turn is in the thread's messages. Resuming at or after the
+    last event of a finished turn returns no events and closes.
     """
     await conversations.get_conversation(db, user_id=user.id, conversation_id=thread_id)
-    turn = turns.find(turn_id)
-    if turn is None or turn.conversation_id != thread_id:
+    replay = turns.find(turn_id)
+    if replay is None or replay.conversation_id != thread_id:
         raise NotFoundError(
             f"Turn {turn_id} cannot be resumed here; list the thread's messages instead"
         )
-    return EventSourceResponse(sse_stream(turn, after=last_event_id))
+    return EventSourceResponse(sse_stream(replay.log, after=last_event_id))

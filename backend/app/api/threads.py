@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.deps import CurrentUserDep, DbSessionDep, MemoryStoreDep, SettingsDep
+from app.deps import (
+    CurrentUserDep,
+    DbSessionDep,
+    MemoryStoreDep,
+    SessionMakerDep,
+    SettingsDep,
+)
 from app.errors import ERROR_RESPONSES, ErrorPublic, UnprocessableError
 from app.models import ThreadCreate, ThreadPublic, ThreadsPublic, ThreadUpdate
 from app.services import conversations
 from app.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/threads", tags=["threads"], responses=ERROR_RESPONSES)
-
-DELETE_LEASE = timedelta(seconds=30)
 
 
 def clean_title(title: str | None, max_chars: int) -> str | None:
@@ -91,13 +94,21 @@ async def rename_thread(
     responses={409: {"description": "A reply is being generated", "model": ErrorPublic}},
 )
 async def delete_thread(
-    *, db: DbSessionDep, user: CurrentUserDep, memory_store: MemoryStoreDep, thread_id: uuid.UUID
+    *,
+    db: DbSessionDep,
+    sessionmaker: SessionMakerDep,
+    user: CurrentUserDep,
+    settings: SettingsDep,
+    memory_store: MemoryStoreDep,
+    thread_id: uuid.UUID,
 ) -> Response:
     """Delete a thread, its messages and its agent memory file."""
-    # Taking the turn lease first means no turn, in any worker, is writing the file.
-    conversation = await conversations.claim_turn(
-        db, user_id=user.id, conversation_id=thread_id, turn_id=uuid.uuid4(), lease=DELETE_LEASE
+    await conversations.delete_conversation(
+        db,
+        sessionmaker=sessionmaker,
+        memory_store=memory_store,
+        user_id=user.id,
+        conversation_id=thread_id,
+        wait_s=settings.AGENT_SESSION_BUSY_TIMEOUT_MS / 1000,
     )
-    await memory_store.delete(user.id, conversation.id)
-    await conversations.delete_conversation(db, conversation=conversation)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -13,35 +13,52 @@ it uses them, by measurement (see the README's Performance section):
 """
 
 import asyncio
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from agents.memory import SessionSettings
 
 from app.assistant.connection_pool import ConnectionPool
-from app.assistant.memory_files import SIDECAR_SUFFIXES, file_bytes, make_private_dir
-from app.assistant.memory_session import (
+from app.assistant.memory_errors import (
     MemoryBusyError,
     MemoryCorruptError,
-    MemorySession,
-    MemoryStats,
-    PruneResult,
+    MemoryInUseError,
+    MemoryUnavailableError,
     is_corruption,
 )
+from app.assistant.memory_files import SIDECAR_SUFFIXES, file_bytes, make_private_dir
+from app.assistant.memory_session import MemoryMark, MemorySession, MemoryStats, PruneResult
 
 __all__ = [
     "AgentMemoryStore",
     "MemoryBusyError",
     "MemoryCorruptError",
+    "MemoryInUseError",
+    "MemoryMark",
     "MemorySession",
     "MemoryStats",
+    "MemoryUnavailableError",
     "PruneResult",
     "file_bytes",
     "is_corruption",
 ]
+
+BUSY_MESSAGE = "A reply is already being generated in this thread; try again when it ends"
+
+
+@dataclass
+class _FileLock:
+    """The in-process lock of one memory file, and who is using it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0  # holders and waiters; the entry goes when the last one leaves
+    turn_holds: bool = False
+
 
 # Idle files kept open per process: 3 descriptors each (database, WAL, shared memory).
 DEFAULT_POOL_SIZE = 16
@@ -64,7 +81,7 @@ class AgentMemoryStore:
         self._session_settings = session_settings
         self._pool = ConnectionPool(max_idle=pool_size)
         # One lock per file currently in use in this process; turns hold it, delete waits.
-        self._locks: dict[Path, tuple[asyncio.Lock, int]] = {}
+        self._locks: dict[Path, _FileLock] = {}
         make_private_dir(self.root)
 
     def path_for(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> Path:
@@ -75,11 +92,24 @@ class AgentMemoryStore:
 
     @asynccontextmanager
     async def open(
-        self, user_id: uuid.UUID, conversation_id: uuid.UUID
+        self,
+        user_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        *,
+        wait_s: float | None = None,
+        for_turn: bool = False,
     ) -> AsyncIterator[MemorySession]:
-        """Open a conversation's memory for the length of the `async with` block."""
+        """Open a conversation's memory for the length of the `async with` block.
+
+        Opening touches no file (statements open it lazily); it takes the file's in-process
+        lock. A turn opens with `for_turn`: it holds the file for its whole run, and anyone
+        else asking for it meanwhile is refused at once.
+
+        Raises:
+            MemoryInUseError: a turn holds the file, or another holder kept it past `wait_s`.
+        """
         path = self.path_for(user_id, conversation_id)
-        async with self._file_lock(path):
+        async with self._file_lock(path, wait_s=wait_s, for_turn=for_turn):
             memory = MemorySession(
                 self._pool,
                 str(conversation_id),
@@ -95,29 +125,41 @@ class AgentMemoryStore:
     def exists(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> bool:
         return self.path_for(user_id, conversation_id).exists()
 
-    async def delete(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> bool:
+    async def delete(
+        self, user_id: uuid.UUID, conversation_id: uuid.UUID, *, wait_s: float | None = None
+    ) -> bool:
         """Remove the file and its sidecars once no turn in this process holds it.
 
         Returns:
             Whether a database file existed.
         """
-        path = self.path_for(user_id, conversation_id)
-        async with self._file_lock(path):
-            self._pool.discard(path)
-            return _unlink_with_sidecars(path)
+        async with self.open(user_id, conversation_id, wait_s=wait_s) as memory:
+            return self.remove(memory)
 
-    async def quarantine(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> Path | None:
-        """Move an unusable file and its sidecars aside (never delete: it is evidence).
+    def remove(self, memory: MemorySession) -> bool:
+        """Remove an open memory's file and sidecars (the open session proves the lock).
+
+        Returns:
+            Whether a database file existed.
+        """
+        self._pool.discard(memory.path)
+        return _unlink_with_sidecars(memory.path)
+
+    def quarantine(self, memory: MemorySession) -> Path | None:
+        """Move an open memory's unusable file and sidecars aside (never delete: evidence).
+
+        Takes the open `MemorySession` as proof that the caller holds the file's lock; the
+        session stays usable and opens a new, empty file on its next statement.
 
         Returns:
             Where the database file went, or None when there was no file.
         """
-        path = self.path_for(user_id, conversation_id)
-        target_dir = self.root / QUARANTINE_DIR / str(user_id)
+        path = memory.path
+        user_id, conversation_id = path.parent.name, path.stem
+        target_dir = self.root / QUARANTINE_DIR / user_id
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        async with self._file_lock(path):
-            self._pool.discard(path)
-            return _move_with_sidecars(path, target_dir / f"{conversation_id}-{stamp}.db")
+        self._pool.discard(path)
+        return _move_with_sidecars(path, target_dir / f"{conversation_id}-{stamp}.db")
 
     def iter_sessions(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:
         """Every memory file under the root as (user_id, conversation_id, path)."""
@@ -130,19 +172,40 @@ class AgentMemoryStore:
                 if conversation_id is not None:
                     yield user_id, conversation_id, path
 
+    def free_bytes(self) -> int:
+        """Free space on the memory directory's file system (a statvfs: microseconds)."""
+        return shutil.disk_usage(self.root).free
+
     @asynccontextmanager
-    async def _file_lock(self, path: Path) -> AsyncIterator[None]:
-        lock, users = self._locks.get(path, (asyncio.Lock(), 0))
-        self._locks[path] = (lock, users + 1)
+    async def _file_lock(
+        self, path: Path, *, wait_s: float | None = None, for_turn: bool = False
+    ) -> AsyncIterator[None]:
+        """Hold the file's in-process lock; fail at once if a turn holds it.
+
+        A turn holds its file for its whole run, so waiting for it is pointless: another
+        request answers 409 at once. Other holders (an inspection, a job's statement) are
+        brief and are waited for, up to `wait_s`.
+        """
+        entry = self._locks.setdefault(path, _FileLock())
+        entry.users += 1
         try:
-            async with lock:
+            if entry.turn_holds:
+                raise MemoryInUseError(BUSY_MESSAGE)
+            try:
+                async with asyncio.timeout(wait_s):
+                    await entry.lock.acquire()
+            except TimeoutError:
+                raise MemoryInUseError(BUSY_MESSAGE) from None
+            entry.turn_holds = for_turn
+            try:
                 yield
+            finally:
+                entry.turn_holds = False
+                entry.lock.release()
         finally:
-            lock, users = self._locks[path]
-            if users <= 1:
+            entry.users -= 1
+            if entry.users == 0:
                 del self._locks[path]
-            else:
-                self._locks[path] = (lock, users - 1)
 
     def close(self) -> None:
         """Close the pooled connections (at shutdown)."""

@@ -34,6 +34,23 @@ SCHEMA = (
     )""",
     """CREATE INDEX IF NOT EXISTS idx_agent_messages_session_id
         ON agent_messages (session_id, id)""",
+    # Ours, beside the SDK's tables (the stock SQLiteSession ignores it): the memory
+    # generation this file was last stamped with, and its newest item id at that moment.
+    """CREATE TABLE IF NOT EXISTS threadkeeper_memory (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    )""",
+)
+SCHEMA_TABLES = ("agent_sessions", "agent_messages", "threadkeeper_memory")
+
+READ_MARK = (
+    "SELECT (SELECT value FROM threadkeeper_memory WHERE key = 'generation'), "
+    "(SELECT value FROM threadkeeper_memory WHERE key = 'last_id'), "
+    "(SELECT coalesce(max(id), 0) FROM agent_messages WHERE session_id = ?)"
+)
+WRITE_MARK = (
+    "INSERT OR REPLACE INTO threadkeeper_memory (key, value) VALUES ('generation', ?), "
+    "('last_id', (SELECT coalesce(max(id), 0) FROM agent_messages WHERE session_id = ?))"
 )
 
 
@@ -60,9 +77,10 @@ def configure_connection(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
     tables = conn.execute(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-        "AND name IN ('agent_sessions', 'agent_messages')"
+        f"AND name IN ({', '.join('?' * len(SCHEMA_TABLES))})",
+        SCHEMA_TABLES,
     ).fetchone()[0]
-    if tables < 2:  # only a new file takes the write lock to create the schema
+    if tables < len(SCHEMA_TABLES):  # only a new (or older) file takes the write lock
         with transaction(conn):
             for statement in SCHEMA:
                 conn.execute(statement)

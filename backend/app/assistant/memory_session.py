@@ -19,16 +19,24 @@ import orjson
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 
+from app.assistant.memory_errors import (
+    MemoryBusyError,
+    MemoryCorruptError,
+    MemoryFailure,
+    classify,
+    unavailable,
+)
 from app.assistant.memory_files import (
     IS_TURN_START,
     READ_ALL_AS_ARRAY,
     READ_LATEST_AS_ARRAY,
+    READ_MARK,
+    WRITE_MARK,
     decode,
     encode,
     file_bytes,
     transaction,
 )
-from app.errors import ServiceUnavailableError
 from app.metrics import MEMORY_READ, MEMORY_WRITE
 
 if TYPE_CHECKING:
@@ -37,22 +45,14 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 
-class MemoryCorruptError(Exception):
-    """The memory file cannot be used (not a database, malformed, rows that are not JSON)."""
+@dataclass(frozen=True)
+class MemoryMark:
+    """Which saved state the file holds: the generation it was stamped with (None for a
+    file never stamped), the newest item id at that stamp, and its newest item id now."""
 
-
-def is_corruption(error: BaseException) -> bool:
-    """SQLite errors that mean the file is unusable, as opposed to busy or locked."""
-    if isinstance(error, MemoryCorruptError):
-        return True
-    if not isinstance(error, sqlite3.DatabaseError):
-        return False
-    text = str(error).lower()
-    return not ("locked" in text or "busy" in text)
-
-
-class MemoryBusyError(ServiceUnavailableError):
-    """The memory file stayed locked by another process past the busy timeout."""
+    generation: int | None
+    stamped_last_id: int
+    last_id: int
 
 
 @dataclass(frozen=True)
@@ -304,6 +304,41 @@ class MemorySession:
         with MEMORY_WRITE.time():
             return await self._run(_prune)
 
+    async def read_mark(self) -> MemoryMark:
+        """The file's stamp and newest item id, in one statement."""
+        generation, stamped, last = await self._run(
+            lambda c: c.execute(READ_MARK, (self.session_id,)).fetchone()
+        )
+        return MemoryMark(
+            generation=None if generation is None else int(generation),
+            stamped_last_id=int(stamped or 0),
+            last_id=int(last),
+        )
+
+    async def stamp(self, generation: int) -> None:
+        """Record that the file now holds saved generation `generation` (PostgreSQL's count).
+
+        The stamp lives in the file itself, so a file that loses recent writes (a deleted
+        WAL, an older copy restored) loses its newer stamp too, and is found to be behind.
+        """
+
+        def _stamp(c: sqlite3.Connection) -> None:
+            with transaction(c):
+                c.execute(WRITE_MARK, (generation, self.session_id))
+
+        await self._run(_stamp)
+
+    async def items_after(self, mark: int) -> list[TResponseInputItem]:
+        """The items newer than id `mark`, oldest first (what a turn added since a stamp)."""
+        rows = await self._run(
+            lambda c: c.execute(
+                "SELECT message_data FROM agent_messages WHERE session_id = ? AND id > ? "
+                "ORDER BY id",
+                (self.session_id, mark),
+            ).fetchall()
+        )
+        return [item for (data,) in rows if (item := decode(data)) is not None]
+
     async def checkpoint(self) -> None:
         """Fold the WAL into the database and truncate it, so a prune frees disk space."""
         await self._run(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
@@ -354,8 +389,11 @@ class MemorySession:
                     return op(pooled)
                 finally:
                     pool.give_back(self.path, pooled)
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) and "busy" not in str(e):
+            except (sqlite3.Error, OSError) as e:
+                failure = classify(e)
+                if failure is MemoryFailure.UNAVAILABLE:
+                    raise unavailable(e) from e
+                if failure is not MemoryFailure.BUSY:
                     raise
                 if time.monotonic() >= deadline:
                     raise MemoryBusyError("The conversation's memory is busy; retry shortly") from e

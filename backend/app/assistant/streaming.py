@@ -55,6 +55,11 @@ class TurnRecorder:
             return StreamEvent.TOOL_RESULT, ToolResult(call_id=call_id, name=name, output=output)
         return None
 
+    @property
+    def text(self) -> str:
+        """Every text delta so far, joined."""
+        return "".join(self.text_parts)
+
     def metadata_tool_calls(self) -> list[dict[str, Any]]:
         return [call.as_metadata() for call in self.tool_calls.values()]
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlmodel import Field, SQLModel
 
 from app.models.base import timestamp_field
+from app.models.text import StorableText
 
 
 class MemoryState(StrEnum):
@@ -47,6 +48,14 @@ class Conversation(SQLModel, table=True):
     # The file's newest row id when the last turn was saved: any later write changes it.
     memory_last_item_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     memory_pruned_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+    # Saved states of memory so far; the file stamps the same number (see turn_memory).
+    memory_generation: int = Field(
+        default=0, sa_type=sa.BigInteger, nullable=False, sa_column_kwargs={"server_default": "0"}
+    )
+    # Log messages that state reflects; later ones are user messages of failed turns.
+    memory_message_count: int = Field(
+        default=0, nullable=False, sa_column_kwargs={"server_default": "0"}
+    )
 
     active_turn_id: uuid.UUID | None = Field(default=None)
     active_turn_expires_at: datetime | None = Field(
@@ -57,13 +66,13 @@ class Conversation(SQLModel, table=True):
 class ThreadCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None = None
+    title: StorableText | None = None
 
 
 class ThreadUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: str | None
+    title: StorableText | None
 
 
 class ThreadPublic(BaseModel):

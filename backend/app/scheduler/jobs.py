@@ -14,7 +14,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -25,13 +24,13 @@ from sqlmodel import col, select
 from app.assistant.memory import AgentMemoryStore
 from app.config import Settings
 from app.db import SessionMaker, session_scope
-from app.models import Conversation, MemoryState, Message
+from app.models import Conversation, MemoryState
 from app.models.base import utc_now
-from app.services import sessions
+from app.services import leases
+from app.services.turn_memory import reconcile_memory
 
 logger = logging.getLogger(__name__)
 
-MAINTENANCE_LEASE = timedelta(minutes=5)
 # Files deleted between yields to the event loop (each unlink is ~20-60 us).
 YIELD_EVERY_FILES = 8
 
@@ -71,23 +70,10 @@ async def claimed_batches(
     for start in range(0, len(candidates), size):
         if ctx.on_progress is not None:
             ctx.on_progress(start, len(candidates))
-        chunk = candidates[start : start + size]
-        now = utc_now()
         async with session_scope(ctx.sessionmaker) as db:
-            result = await db.exec(
-                sa.update(Conversation)
-                .where(
-                    col(Conversation.id).in_(chunk),
-                    where,
-                    sa.or_(
-                        col(Conversation.active_turn_id).is_(None),
-                        col(Conversation.active_turn_expires_at) < now,
-                    ),
-                )
-                .values(active_turn_id=lease_id, active_turn_expires_at=now + MAINTENANCE_LEASE)
-                .returning(col(Conversation.id), col(Conversation.user_id))
+            batch = await leases.claim_batch(
+                db, candidates[start : start + size], where, holder=lease_id
             )
-            batch = [(row[0], row[1]) for row in result.all()]
         if batch:
             yield batch
     if ctx.on_progress is not None:
@@ -249,11 +235,7 @@ async def vacuum(ctx: JobContext) -> dict[str, Any]:
 async def release_lease(ctx: JobContext, lease_id: uuid.UUID, ids: list[uuid.UUID]) -> None:
     """Give back the turn lease of `ids` if we still hold it."""
     async with session_scope(ctx.sessionmaker) as db:
-        await db.exec(
-            sa.update(Conversation)
-            .where(col(Conversation.id).in_(ids), col(Conversation.active_turn_id) == lease_id)
-            .values(active_turn_id=None, active_turn_expires_at=None)
-        )
+        await leases.release(db, ids, lease_id)
 
 
 async def sweep_orphans(ctx: JobContext, *, remove: bool = True) -> dict[str, Any]:
@@ -296,47 +278,49 @@ async def sweep_orphans(ctx: JobContext, *, remove: bool = True) -> dict[str, An
 
 
 async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]:
-    """Repair what a crash left half-done: threads whose log ends with an unanswered message.
+    """Make every live thread's memory match its log: what a crash, a lost WAL, a restored
+    copy or a lost lease left behind (see `turn_memory`). Runs at startup; `verify` is its
+    dry run.
 
-    A crash between a turn's memory writes and its reply's commit leaves memory ahead of the
-    log; such memory is rebuilt from the log. Threads whose memory already ends with that user
-    message (a turn that failed cleanly) are left as they are.
+    Args:
+        dry_run: only report what is wrong (nothing is written, no file is created).
     """
-    from app.services.turn_memory import open_turn_memory, rebuild_reason
-
-    last_role = (
-        select(Message.role)
-        .where(Message.conversation_id == Conversation.id)
-        .order_by(col(Message.created_at).desc(), col(Message.id).desc())
-        .limit(1)
-        .scalar_subquery()
+    where = sa.or_(
+        col(Conversation.memory_state) == MemoryState.ACTIVE,
+        sa.and_(  # never saved or cleared, but turns failed since: memory holds their messages
+            col(Conversation.memory_state) == MemoryState.EMPTY,
+            col(Conversation.message_count) > col(Conversation.memory_message_count),
+        ),
     )
-    where = sa.and_(col(Conversation.memory_state) == MemoryState.ACTIVE, last_role == "user")
-    totals = {"checked": 0, "repaired": 0}
+    reasons: dict[str, int] = {}
+    found: list[str] = []
+    checked = 0
     lease_id = uuid.uuid4()
     async for batch in claimed_batches(ctx, where, lease_id=lease_id):
-        for conversation_id, _user_id in batch:
-            async with session_scope(ctx.sessionmaker) as db, AsyncExitStack() as resources:
+        for conversation_id, user_id in batch:
+            async with (
+                session_scope(ctx.sessionmaker) as db,
+                ctx.memory_store.open(user_id, conversation_id) as memory,
+            ):
                 conversation = await db.get_one(Conversation, conversation_id)
-                if dry_run:
-                    had_file = ctx.memory_store.exists(conversation.user_id, conversation_id)
-                    memory = await resources.enter_async_context(
-                        ctx.memory_store.open(conversation.user_id, conversation_id)
-                    )
-                    repaired = await rebuild_reason(db, memory, conversation, had_file=had_file)
-                else:
-                    memory, repaired = await open_turn_memory(
-                        db,
-                        ctx.memory_store,
-                        conversation,
-                        max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES,
-                        resources=resources,
-                    )
-                    stats = await memory.stats()
-                    await sessions.record_memory(
-                        db, conversation, items=stats.items, size=stats.bytes, last_id=stats.last_id
-                    )
-            totals["checked"] += 1
-            totals["repaired"] += bool(repaired)
+                repair = await reconcile_memory(
+                    db,
+                    ctx.memory_store,
+                    memory,
+                    conversation,
+                    max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES,
+                    dry_run=dry_run,
+                )
+            checked += 1
+            if repair.reason is not None:
+                reasons[repair.reason] = reasons.get(repair.reason, 0) + 1
+                found.append(str(conversation_id))
         await release_lease(ctx, lease_id, [conversation_id for conversation_id, _ in batch])
-    return {**totals, "dry_run": dry_run}
+    return {
+        "checked": checked,
+        "repaired": 0 if dry_run else len(found),
+        "diverged": len(found),
+        "reasons": reasons,
+        "diverged_ids": found[:50],
+        "dry_run": dry_run,
+    }

@@ -2,14 +2,18 @@
 
 Order of writes (the crash-consistency contract):
 
-1. In the request: take the thread's turn lease, insert the user message and open the
-   thread's memory file, then commit. A busy memory file fails the request (503) before
-   anything is committed.
+1. In the request: take the memory file's in-process lock (bounded wait), claim the thread's
+   lease in a transaction of its own, make memory match the log, insert the user message,
+   then commit. Nothing here waits on anything while holding a row lock, so a claim can never
+   deadlock with a running turn, and a busy thread answers 409 at once.
 2. In a background task that outlives the request: the SDK runner appends the user item and
-   the turn's items to memory as it goes, while events stream to the client.
-3. The assistant message, the bookkeeping and the lease release commit in one PostgreSQL
-   transaction while the memory file is still open. If the run or that commit fails, memory
-   is cut back to "history + the user's message": the same point the PostgreSQL log is at.
+   the turn's items to memory as it goes, while events stream to the client. The worker's
+   lease keeper renews every running turn's lease in one statement per interval, and stops a
+   turn whose lease it can no longer vouch for (it writes nothing more).
+3. The assistant message, the bookkeeping (a new memory generation) and the lease release
+   commit in one PostgreSQL transaction, only while the lease is still the turn's; then the
+   memory file is stamped with that generation. If the run or the commit fails, memory is
+   cut back to "history + the user's message": the same point the PostgreSQL log is at.
 
 A client that disconnects only stops listening: the task finishes the turn and saves it in
 both stores.
@@ -22,43 +26,31 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import OrderedDict
 from contextlib import AsyncExitStack
 from datetime import timedelta
-from typing import Any
 
-from agents import Agent, RunConfig, Runner
+from agents import Agent
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.assistant.events import StreamEvent, TurnDone, TurnError
-from app.assistant.memory import (
-    AgentMemoryStore,
-    MemorySession,
-    MemoryStats,
-    PruneResult,
-)
-from app.assistant.streaming import TurnRecorder
+from app.assistant.memory import AgentMemoryStore, MemorySession, MemoryUnavailableError
 from app.assistant.tools import TurnContext
 from app.config import Settings
 from app.db import SessionMaker, session_scope
-from app.metrics import PRUNES, TURN_LATENCY, TURNS
-from app.models import Conversation, Message, MessagePublic, MessageRole
-from app.services import conversations, messages, sessions
+from app.metrics import TURN_LATENCY, TURNS
+from app.models import Conversation, MessagePublic, MessageRole
+from app.services import leases, messages
+from app.services.lease_keeper import LeaseKeeper
 from app.services.turn import Turn, TurnResult
-from app.services.turn_failures import describe_failure
-from app.services.turn_memory import open_turn_memory
+from app.services.turn_cache import RecentTurns, Replay
+from app.services.turn_failures import LeaseLostError, describe_failure
+from app.services.turn_memory import reconcile_memory
+from app.services.turn_steps import run_and_save
 
 logger = logging.getLogger(__name__)
 
-# A turn's lease is short and renewed while the turn runs, so a crashed worker's lease
-# frees the thread within TURN_LEASE instead of blocking it for a whole turn's time limit.
-TURN_LEASE = timedelta(seconds=30)
-LEASE_RENEW_SECONDS = 10.0
-# Turns kept per worker for clients that resume a stream with Last-Event-ID.
-RECENT_TURNS = 1_000
-MAX_AGENT_STEPS = 10
-SHUTDOWN_GRACE_SECONDS = 10.0
+MEBIBYTE = 1024 * 1024
 
 
 class TurnRunner:
@@ -76,44 +68,58 @@ class TurnRunner:
         self._memory_store = memory_store
         self._agent = agent
         self._settings = settings
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Recent turns by id, for clients resuming a stream; bounded, oldest dropped first.
-        self._recent: OrderedDict[uuid.UUID, Turn] = OrderedDict()
+        self._lease = timedelta(seconds=settings.TURN_LEASE_SECONDS)
+        self._keeper = LeaseKeeper(sessionmaker, lease=self._lease, on_lost=self._on_lease_lost)
+        self._running: dict[uuid.UUID, tuple[Turn, asyncio.Task[None]]] = {}
+        self._recent = RecentTurns(
+            max_turns=settings.TURN_REPLAY_MAX_TURNS,
+            max_bytes=settings.TURN_REPLAY_MAX_MB * MEBIBYTE,
+            max_age_s=settings.TURN_REPLAY_SECONDS,
+        )
         self._background: set[asyncio.Task[None]] = set()  # lease releases retried in outages
 
     async def prepare(
         self, db: AsyncSession, *, user_id: uuid.UUID, conversation_id: uuid.UUID, text: str
     ) -> Turn:
-        """Step 1: lease, user message, open memory. The caller commits, then calls `start`.
+        """Step 1: lock, lease, repair memory, user message. The caller commits, then `start`s.
 
         Raises:
             NotFoundError: not the caller's thread.
             ConflictError: a turn is already running in this thread.
-            MemoryBusyError: the memory file is locked past the busy timeout.
+            MemoryBusyError, MemoryUnavailableError: memory cannot be used now (503).
         """
+        self._check_free_space()
+        # End the request's transaction (user lookup) so that no pooled connection is held
+        # while this request waits for the memory file below.
+        await db.commit()
         turn_id = uuid.uuid4()
-        conversation = await conversations.claim_turn(
-            db, user_id=user_id, conversation_id=conversation_id, turn_id=turn_id, lease=TURN_LEASE
-        )
         resources = AsyncExitStack()
         try:
-            memory, _ = await open_turn_memory(
-                db,
-                self._memory_store,
-                conversation,
-                max_items=self._settings.AGENT_SESSION_MAX_MESSAGES,
-                resources=resources,
+            memory = await resources.enter_async_context(
+                self._memory_store.open(
+                    user_id,
+                    conversation_id,
+                    wait_s=self._settings.AGENT_SESSION_BUSY_TIMEOUT_MS / 1000,
+                )
             )
-            message = await messages.add_message(
-                db,
-                conversation=conversation,
-                role=MessageRole.USER,
-                content=text,
-                meta={"turn_id": str(turn_id)},
+            claimed_at = time.monotonic()
+            conversation = await leases.claim(
+                self._sessionmaker,
+                user_id=user_id,
+                conversation_id=conversation_id,
+                holder=turn_id,
+                lease=self._lease,
             )
         except BaseException:
             await resources.aclose()
             raise
+        try:
+            message = await self._open_turn(db, memory, conversation, turn_id, text)
+        except BaseException:
+            await resources.aclose()
+            await self._release_or_retry(conversation_id, turn_id)
+            raise
+        self._keeper.hold(turn_id, conversation_id, claimed_at=claimed_at)
         return Turn(
             id=turn_id,
             user_id=user_id,
@@ -121,58 +127,105 @@ class TurnRunner:
             text=text,
             user_message=MessagePublic.model_validate(message),
             memory=memory,
+            generation=conversation.memory_generation,
             _resources=resources,
         )
+
+    async def _open_turn(
+        self,
+        db: AsyncSession,
+        memory: MemorySession,
+        conversation: Conversation,
+        turn_id: uuid.UUID,
+        text: str,
+    ) -> object:
+        """Make memory match the log, then log the user's message (in the request's txn)."""
+        await reconcile_memory(
+            db,
+            self._memory_store,
+            memory,
+            conversation,
+            max_items=self._settings.AGENT_SESSION_MAX_MESSAGES,
+        )
+        message, _ = await messages.append_message(
+            db,
+            conversation_id=conversation.id,
+            holder=turn_id,
+            role=MessageRole.USER,
+            content=text,
+            meta={"turn_id": str(turn_id)},
+        )
+        return message
 
     def start(self, turn: Turn) -> None:
         """Step 2: run the turn in a task of its own."""
         turn.emit(StreamEvent.USER_MESSAGE, turn.user_message)
-        self._recent[turn.id] = turn
-        while len(self._recent) > RECENT_TURNS:
-            self._recent.popitem(last=False)
+        self._recent.add(turn.id, Replay(conversation_id=turn.conversation_id, log=turn.log))
         if self._settings.LOG_CONTENT:  # off by default: logs must not hold what users wrote
             logger.debug("Turn %s in thread %s: %r", turn.id, turn.conversation_id, turn.text)
         task = asyncio.create_task(self._execute(turn), name=f"turn-{turn.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._running[turn.id] = (turn, task)
+        task.add_done_callback(lambda _: self._running.pop(turn.id, None))
 
-    def find(self, turn_id: uuid.UUID) -> Turn | None:
-        """A turn this worker ran recently (for resuming its stream), or None."""
+    def find(self, turn_id: uuid.UUID) -> Replay | None:
+        """A turn this worker runs or ran recently (for resuming its stream), or None."""
         return self._recent.get(turn_id)
 
     async def abandon(self, turn: Turn) -> None:
-        """Release what `prepare` opened when the request failed before `start`."""
+        """Release what `prepare` took when the request failed before `start`."""
+        self._keeper.drop(turn.id)
         await turn._resources.aclose()
+        await self._release_or_retry(turn.conversation_id, turn.id)
 
     async def wait_idle(self) -> None:
         """Wait for every running turn (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._running:
+            await asyncio.gather(
+                *(task for _, task in self._running.values()), return_exceptions=True
+            )
 
     async def aclose(self) -> None:
-        """On shutdown: let turns finish for a grace period, then cut them off."""
+        """On shutdown: let turns finish for the grace period, then cut them off."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(SHUTDOWN_GRACE_SECONDS):
+            async with asyncio.timeout(self._settings.SHUTDOWN_GRACE_SECONDS):
                 await self.wait_idle()
-        pending = [*self._tasks, *self._background]
+        pending = [task for _, task in self._running.values()] + list(self._background)
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        await self._keeper.aclose()
+
+    def _on_lease_lost(self, turn_id: uuid.UUID) -> None:
+        running = self._running.get(turn_id)
+        if running is not None:
+            turn, task = running
+            turn.lease_lost = True
+            task.cancel()
 
     async def _execute(self, turn: Turn) -> None:
         assistant: MessagePublic | None = None
         error: TurnError | None = None
         started = time.perf_counter()
-        heartbeat = asyncio.create_task(self._renew_lease(turn))
         try:
             async with turn._resources:
-                assistant = await self._run_and_save(turn)
+                assistant = await run_and_save(
+                    turn,
+                    agent=self._agent,
+                    sessionmaker=self._sessionmaker,
+                    settings=self._settings,
+                    still_held=self._keeper.still_held,
+                )
         except asyncio.CancelledError:
-            error = TurnError(
-                code="cancelled", message="The server stopped this turn", retryable=True
-            )
-            await self._finish(turn, assistant, error)
-            raise
+            if not turn.lease_lost:
+                error = TurnError(
+                    code="cancelled", message="The server stopped this turn", retryable=True
+                )
+                await self._finish(turn, assistant, error)
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()  # our own cancellation: the turn ends with an error event
+            error = describe_failure(LeaseLostError())
         except Exception as e:
             error = describe_failure(e)
             if error.code == "internal_error":
@@ -182,130 +235,17 @@ class TurnRunner:
                     "Turn %s in thread %s failed: %s", turn.id, turn.conversation_id, error.code
                 )
         finally:
-            heartbeat.cancel()
+            self._keeper.drop(turn.id)
             TURNS.labels("failed" if error else "completed").inc()
             TURN_LATENCY.observe(time.perf_counter() - started)
         await self._finish(turn, assistant, error)
-
-    async def _renew_lease(self, turn: Turn) -> None:
-        """Keep the turn's lease alive while it runs; a crashed worker stops renewing."""
-        while True:
-            await asyncio.sleep(LEASE_RENEW_SECONDS)
-            try:
-                async with session_scope(self._sessionmaker) as db:
-                    await conversations.renew_turn(
-                        db, conversation_id=turn.conversation_id, turn_id=turn.id, lease=TURN_LEASE
-                    )
-            except (SQLAlchemyError, OSError):
-                logger.warning("Could not renew the lease of turn %s", turn.id)
-
-    async def _run_and_save(self, turn: Turn) -> MessagePublic:
-        memory = turn.memory
-        assert memory is not None
-        mark = await memory.last_id()
-        try:
-            async with asyncio.timeout(self._settings.MAX_TURN_SECONDS):
-                final, recorder, usage = await self._run_agent(turn, memory)
-            pruned = await memory.prune(self._settings.AGENT_SESSION_MAX_MESSAGES)
-            if pruned.removed:
-                PRUNES.inc()
-                await memory.checkpoint()
-            if pruned.oversized_turn:
-                logger.warning(
-                    "Turn %s alone exceeds AGENT_SESSION_MAX_MESSAGES (%d items kept whole)",
-                    turn.id,
-                    pruned.kept,
-                )
-            stats = await memory.stats()
-            async with session_scope(self._sessionmaker) as db:
-                message = await self._save_reply(db, turn, final, recorder, usage, pruned, stats)
-            return message
-        except BaseException:
-            # Cut memory back to the point PostgreSQL holds: history + the user's message.
-            await asyncio.shield(
-                memory.replace_after(mark, [{"role": "user", "content": turn.text}])
-            )
-            raise
-
-    async def _run_agent(
-        self, turn: Turn, memory: MemorySession
-    ) -> tuple[str, TurnRecorder, dict[str, Any]]:
-        recorder = TurnRecorder()
-        result = Runner.run_streamed(
-            self._agent,
-            turn.text,
-            session=memory,
-            context=TurnContext(user_id=turn.user_id, sessionmaker=self._sessionmaker),
-            max_turns=MAX_AGENT_STEPS,
-            run_config=RunConfig(
-                workflow_name="threadkeeper-turn",
-                group_id=str(turn.conversation_id),
-                tracing_disabled=not self._settings.OPENAI_API_KEY,
-            ),
-        )
-        async for event in result.stream_events():
-            translated = recorder.translate(event)
-            if translated is not None:
-                turn.emit(*translated)
-        usage = result.context_wrapper.usage
-        final = (
-            result.final_output
-            if isinstance(result.final_output, str)
-            else "".join(recorder.text_parts)
-        )
-        return (
-            final,
-            recorder,
-            {
-                "requests": usage.requests,
-                "input_tokens": usage.input_tokens,
-                "output_tokens": usage.output_tokens,
-                "total_tokens": usage.total_tokens,
-            },
-        )
-
-    async def _save_reply(
-        self,
-        db: AsyncSession,
-        turn: Turn,
-        final: str,
-        recorder: TurnRecorder,
-        usage: dict[str, Any],
-        pruned: PruneResult,
-        stats: MemoryStats,
-    ) -> MessagePublic:
-        """Step 3: assistant message, bookkeeping and lease release in one transaction."""
-        conversation = await db.get_one(Conversation, turn.conversation_id, with_for_update=True)
-        message: Message = await messages.add_message(
-            db,
-            conversation=conversation,
-            role=MessageRole.ASSISTANT,
-            content=final,
-            meta={
-                "turn_id": str(turn.id),
-                "tool_calls": recorder.metadata_tool_calls(),
-                "usage": usage,
-                "model": _model_name(self._agent),
-                **({"oversized_turn": True} if pruned.oversized_turn else {}),
-            },
-        )
-        if conversation.active_turn_id == turn.id:  # the row is locked FOR UPDATE: ours to free
-            conversation.active_turn_id = conversation.active_turn_expires_at = None
-        await sessions.record_memory(
-            db,
-            conversation,
-            items=stats.items,
-            size=stats.bytes,
-            last_id=stats.last_id,
-            pruned=pruned.removed > 0,
-        )
-        return MessagePublic.model_validate(message)
 
     async def _finish(
         self, turn: Turn, assistant: MessagePublic | None, error: TurnError | None
     ) -> None:
         if error is not None:
-            await self._release_or_retry(turn)
+            if not turn.lease_lost:  # a lost lease is not ours to give back
+                await self._release_or_retry(turn.conversation_id, turn.id)
             turn.emit(StreamEvent.ERROR, error)
         else:
             assert assistant is not None
@@ -313,6 +253,7 @@ class TurnRunner:
         turn.emit(
             StreamEvent.DONE, TurnDone(turn_id=turn.id, status="failed" if error else "completed")
         )
+        self._recent.finish(turn.id)
         if not turn.result.done():
             turn.result.set_result(
                 TurnResult(
@@ -322,40 +263,50 @@ class TurnRunner:
                     error=error,
                 )
             )
+        turn.memory = None
 
-    async def _release_or_retry(self, turn: Turn) -> None:
+    def _check_free_space(self) -> None:
+        """Refuse a turn before anything is written when the memory disk is nearly full."""
+        needed = self._settings.AGENT_SESSION_MIN_FREE_MB * MEBIBYTE
+        try:
+            free = self._memory_store.free_bytes()
+        except OSError as e:
+            raise MemoryUnavailableError(
+                "Agent memory storage cannot be reached; retry shortly"
+            ) from e
+        if free < needed:
+            raise MemoryUnavailableError(
+                "Agent memory storage is low on disk space; retry when an operator frees some"
+            )
+
+    async def _release_or_retry(self, conversation_id: uuid.UUID, holder: uuid.UUID) -> None:
         """Give the lease back now, or keep trying in the background while PostgreSQL is down.
 
         Without the retries, a thread whose turn failed in an outage would stay blocked for
         the rest of its lease after the database came back.
         """
-        if await self._try_release(turn):
+        if await self._try_release(conversation_id, holder):
             return
-        task = asyncio.create_task(self._retry_release(turn), name=f"release-{turn.id}")
+        task = asyncio.create_task(
+            self._retry_release(conversation_id, holder), name=f"release-{holder}"
+        )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _retry_release(self, turn: Turn) -> None:
-        deadline = time.monotonic() + TURN_LEASE.total_seconds()
+    async def _retry_release(self, conversation_id: uuid.UUID, holder: uuid.UUID) -> None:
+        deadline = time.monotonic() + self._lease.total_seconds()
         delay = 0.25
         while time.monotonic() + delay < deadline:
             await asyncio.sleep(delay)
-            if await self._try_release(turn):
+            if await self._try_release(conversation_id, holder):
                 return
             delay = min(delay * 2, 2.0)
-        logger.warning("Could not release the lease of turn %s; it expires by itself", turn.id)
+        logger.warning("Could not release the lease of turn %s; it expires by itself", holder)
 
-    async def _try_release(self, turn: Turn) -> bool:
+    async def _try_release(self, conversation_id: uuid.UUID, holder: uuid.UUID) -> bool:
         try:
             async with session_scope(self._sessionmaker) as db:
-                await conversations.release_turn(
-                    db, conversation_id=turn.conversation_id, turn_id=turn.id
-                )
+                await leases.release(db, [conversation_id], holder)
         except (SQLAlchemyError, OSError):
             return False
         return True
-
-
-def _model_name(agent: Agent[Any]) -> str:
-    model = agent.model
-    return str(getattr(model, "model", None) or getattr(model, "model_name", None) or model)

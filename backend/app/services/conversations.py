@@ -13,10 +13,16 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import BadRequestError, ConflictError, NotFoundError
+from app.assistant.memory import AgentMemoryStore
+from app.db import SessionMaker, session_scope
+from app.errors import BadRequestError, NotFoundError
 from app.models import Conversation
 from app.models.base import utc_now
+from app.services import leases
 from app.services.pagination import Page
+
+# A delete holds the thread only while it removes the file and the row.
+DELETE_LEASE = timedelta(seconds=30)
 
 
 async def create_conversation(
@@ -82,76 +88,42 @@ async def rename_conversation(
     return conversation
 
 
-async def claim_turn(
+async def delete_conversation(
     db: AsyncSession,
     *,
+    sessionmaker: SessionMaker,
+    memory_store: AgentMemoryStore,
     user_id: uuid.UUID,
     conversation_id: uuid.UUID,
-    turn_id: uuid.UUID,
-    lease: timedelta,
-) -> Conversation:
-    """Take the caller's conversation's turn lease, so one turn (or delete) runs at a time.
+    wait_s: float,
+) -> None:
+    """Delete the caller's thread, its messages (cascade) and its memory file.
 
-    A lease row, not an advisory lock: it works through transaction-mode poolers and a
-    crashed worker's lease simply expires. One UPDATE ... RETURNING does the lookup, the
-    ownership check and the claim in a single round trip.
-
-    Returns:
-        The conversation, now leased to `turn_id`.
+    The memory file's lock is taken first (bounded), then the lease in a transaction of its
+    own, so no turn in any worker is writing the file and no row lock is held while waiting;
+    the row is deleted in the request's transaction only while the lease is still ours.
 
     Raises:
-        NotFoundError: no such conversation for this user.
-        ConflictError: another turn holds an unexpired lease.
+        NotFoundError: no such thread for this user.
+        ConflictError: a turn is running in it.
     """
-    now = utc_now()
-    claimed: Conversation | None = (
-        (
+    holder = uuid.uuid4()
+    async with memory_store.open(user_id, conversation_id, wait_s=wait_s) as memory:
+        await leases.claim(
+            sessionmaker,
+            user_id=user_id,
+            conversation_id=conversation_id,
+            holder=holder,
+            lease=DELETE_LEASE,
+        )
+        try:
+            memory_store.remove(memory)
             await db.exec(
-                sa.update(Conversation)
-                .where(
-                    col(Conversation.id) == conversation_id,
-                    col(Conversation.user_id) == user_id,
-                    sa.or_(
-                        col(Conversation.active_turn_id).is_(None),
-                        col(Conversation.active_turn_expires_at) < now,
-                    ),
+                sa.delete(Conversation).where(
+                    col(Conversation.id) == conversation_id, leases.held_by(holder)
                 )
-                .values(active_turn_id=turn_id, active_turn_expires_at=now + lease)
-                .returning(Conversation)
-                .execution_options(populate_existing=True)
             )
-        )
-        .scalars()
-        .first()
-    )
-    if claimed is None:
-        await get_conversation(db, user_id=user_id, conversation_id=conversation_id)  # 404?
-        raise ConflictError(
-            "A reply is already being generated in this thread; try again when it ends"
-        )
-    return claimed
-
-
-async def renew_turn(
-    db: AsyncSession, *, conversation_id: uuid.UUID, turn_id: uuid.UUID, lease: timedelta
-) -> None:
-    """Extend a lease we still hold."""
-    await db.exec(
-        sa.update(Conversation)
-        .where(col(Conversation.id) == conversation_id, col(Conversation.active_turn_id) == turn_id)
-        .values(active_turn_expires_at=utc_now() + lease)
-    )
-
-
-async def release_turn(db: AsyncSession, *, conversation_id: uuid.UUID, turn_id: uuid.UUID) -> None:
-    await db.exec(
-        sa.update(Conversation)
-        .where(col(Conversation.id) == conversation_id, col(Conversation.active_turn_id) == turn_id)
-        .values(active_turn_id=None, active_turn_expires_at=None)
-    )
-
-
-async def delete_conversation(db: AsyncSession, *, conversation: Conversation) -> None:
-    """Delete the row (messages cascade). The caller removes the memory file."""
-    await db.delete(conversation)
-    await db.flush()
+        except BaseException:
+            async with session_scope(sessionmaker) as release_db:
+                await leases.release(release_db, [conversation_id], holder)
+            raise

@@ -15,8 +15,8 @@ from sqlmodel import col
 from app.db import session_scope
 from app.errors import ConflictError, NotFoundError
 from app.models import Conversation, MemoryState
-from app.scheduler.jobs import JobContext, claimed_batches, release_lease
-from app.services import sessions
+from app.scheduler.jobs import JobContext
+from app.services import leases, sessions
 
 
 @asynccontextmanager
@@ -28,18 +28,19 @@ async def leased(ctx: JobContext, thread_id: uuid.UUID) -> AsyncIterator[uuid.UU
         ConflictError: a turn is running in it.
     """
     lease_id = uuid.uuid4()
-    user_id = None
-    async for batch in claimed_batches(ctx, col(Conversation.id) == thread_id, lease_id=lease_id):
-        user_id = batch[0][1]
-    if user_id is None:
-        async with ctx.sessionmaker() as db:
-            if await db.get(Conversation, thread_id) is None:
-                raise NotFoundError(f"Thread {thread_id} not found")
+    async with session_scope(ctx.sessionmaker) as db:
+        claimed = await leases.claim_batch(
+            db, [thread_id], col(Conversation.id) == thread_id, holder=lease_id
+        )
+        if not claimed and await db.get(Conversation, thread_id) is None:
+            raise NotFoundError(f"Thread {thread_id} not found")
+    if not claimed:
         raise ConflictError("A turn is running in this thread; try again when it ends")
     try:
-        yield user_id
+        yield claimed[0][1]
     finally:
-        await release_lease(ctx, lease_id, [thread_id])
+        async with session_scope(ctx.sessionmaker) as db:
+            await leases.release(db, [thread_id], lease_id)
 
 
 async def clear_memory(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
@@ -48,7 +49,15 @@ async def clear_memory(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
         existed = await ctx.memory_store.delete(user_id, thread_id)
         async with session_scope(ctx.sessionmaker) as db:
             conversation = await db.get_one(Conversation, thread_id)
-            await sessions.record_memory(db, conversation, items=0, size=0, state=MemoryState.EMPTY)
+            # A new generation: a stale copy of the file (another node's) is emptied too.
+            await sessions.record_memory(
+                db,
+                thread_id,
+                stats=None,
+                state=MemoryState.EMPTY,
+                generation=conversation.memory_generation + 1,
+                message_count=conversation.message_count,
+            )
     return {"thread_id": str(thread_id), "deleted_file": existed}
 
 
@@ -59,13 +68,21 @@ async def rebuild_memory(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any
         ctx.memory_store.open(user_id, thread_id) as memory,
         session_scope(ctx.sessionmaker) as db,
     ):
-        written = await sessions.rebuild_memory(
-            db, memory, conversation_id=thread_id, max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES
-        )
-        stats = await memory.stats()
         conversation = await db.get_one(Conversation, thread_id)
+        generation = conversation.memory_generation + 1
+        written = await sessions.rebuild_memory(
+            db,
+            memory,
+            conversation_id=thread_id,
+            max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES,
+            generation=generation,
+        )
         await sessions.record_memory(
-            db, conversation, items=stats.items, size=stats.bytes, last_id=stats.last_id
+            db,
+            thread_id,
+            stats=await memory.stats(),
+            generation=generation,
+            message_count=conversation.message_count,
         )
     return {"thread_id": str(thread_id), "items": written}
 

@@ -9,9 +9,11 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import BadRequestError
+from app.errors import BadRequestError, ConflictError
 from app.models import Conversation, Message, MessageRole
 from app.models.base import utc_now
+from app.models.text import make_storable
+from app.services import leases
 from app.services.pagination import Page
 
 SortOrder = Literal["asc", "desc"]
@@ -47,30 +49,64 @@ async def list_messages(
     return Page.from_rows((await db.exec(query.limit(limit + 1))).all(), limit)
 
 
-async def add_message(
+async def append_message(
     db: AsyncSession,
     *,
-    conversation: Conversation,
+    conversation_id: uuid.UUID,
+    holder: uuid.UUID,
     role: MessageRole,
     content: str,
     meta: dict[str, Any] | None = None,
-) -> Message:
-    """Append a message and bump the conversation's activity and count."""
+) -> tuple[Message, int]:
+    """Append a message to the log of a thread whose lease `holder` has.
+
+    One UPDATE bumps the thread's activity and count, and only while the lease is still
+    ours: a turn that lost its thread can never add to the log.
+
+    Returns:
+        The message, and the thread's message count with it.
+
+    Raises:
+        ConflictError: `holder` no longer has the thread's lease.
+    """
     now = utc_now()
+    count = (
+        await db.exec(
+            sa.update(Conversation)
+            .where(col(Conversation.id) == conversation_id, leases.held_by(holder))
+            .values(
+                message_count=col(Conversation.message_count) + 1,
+                last_activity_at=now,
+                updated_at=now,
+            )
+            .returning(col(Conversation.message_count))
+        )
+    ).scalar_one_or_none()
+    if count is None:
+        raise ConflictError("This thread was taken over by another request; send it again")
     message = Message(
-        conversation_id=conversation.id,
+        conversation_id=conversation_id,
         role=role,
-        content=content,
+        content=make_storable(content),
         created_at=now,
         meta=meta or {},
     )
     db.add(message)
-    conversation.message_count += 1
-    conversation.last_activity_at = now
-    conversation.updated_at = now
-    db.add(conversation)
     await db.flush()
-    return message
+    return message, count
+
+
+async def messages_after(
+    db: AsyncSession, *, conversation_id: uuid.UUID, offset: int
+) -> list[Message]:
+    """The thread's messages after the first `offset`, oldest first (what memory lacks)."""
+    rows = await db.exec(
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(col(Message.created_at), col(Message.id))
+        .offset(offset)
+    )
+    return list(rows.all())
 
 
 async def recent_messages(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from agents.items import TResponseInputItem
@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.assistant.memory import MemorySession
+from app.assistant.memory import MemorySession, MemoryStats
 from app.assistant.pruning import is_turn_start, items_from_log, plan_cut
 from app.errors import NotFoundError
 from app.models import Conversation, MemoryState
@@ -99,41 +99,53 @@ async def rebuild_memory(
     *,
     conversation_id: uuid.UUID,
     max_items: int,
-    exclude_message_id: uuid.UUID | None = None,
+    generation: int,
 ) -> int:
-    """Replace the memory with the newest whole turns of the PostgreSQL log, tool calls included.
+    """Replace the memory with the newest whole turns of the PostgreSQL log, tool calls
+    included, and stamp the file with `generation` (the caller records it in PostgreSQL).
 
     Returns:
         The number of items written.
     """
     logged = await messages.recent_messages(db, conversation_id=conversation_id, limit=max_items)
-    items = items_from_log(
-        [(m.role, m.content, m.meta) for m in logged if m.id != exclude_message_id]
-    )
+    items = items_from_log([(m.role, m.content, m.meta) for m in logged])
     starts = [is_turn_start(item) for item in items]
     first_turn = starts.index(True) if True in starts else len(items)
     items, starts = items[first_turn:], starts[first_turn:]
     items = items[plan_cut(starts, max_items).keep_from :]
     await memory.replace_after(0, cast(list[TResponseInputItem], items))
+    await memory.stamp(generation)
     return len(items)
 
 
 async def record_memory(
     db: AsyncSession,
-    conversation: Conversation,
+    conversation_id: uuid.UUID,
     *,
-    items: int,
-    size: int,
-    last_id: int | None = None,
-    pruned: bool = False,
+    stats: MemoryStats | None,
+    generation: int | None = None,
+    message_count: int | None = None,
     state: MemoryState = MemoryState.ACTIVE,
+    pruned: bool = False,
 ) -> None:
-    """Mirror the file's facts on the conversation row."""
-    conversation.memory_state = state
-    conversation.memory_item_count = items
-    conversation.memory_bytes = size
-    conversation.memory_last_item_id = last_id
+    """Mirror the file's facts on the conversation row (no stats: no file, zeros).
+
+    Args:
+        generation: the memory generation the file was (or is about to be) stamped with.
+        message_count: how many log messages the memory now reflects.
+    """
+    values: dict[str, Any] = {
+        "memory_state": state,
+        "memory_item_count": stats.items if stats else 0,
+        "memory_bytes": stats.bytes if stats else 0,
+        "memory_last_item_id": stats.last_id if stats else None,
+    }
+    if generation is not None:
+        values["memory_generation"] = generation
+    if message_count is not None:
+        values["memory_message_count"] = message_count
     if pruned:
-        conversation.memory_pruned_at = utc_now()
-    db.add(conversation)
-    await db.flush()
+        values["memory_pruned_at"] = utc_now()
+    await db.exec(
+        sa.update(Conversation).where(col(Conversation.id) == conversation_id).values(**values)
+    )

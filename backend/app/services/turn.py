@@ -1,10 +1,9 @@
-"""A turn in flight and its result: the numbered event log clients follow and resume."""
+"""A turn in flight and its result; its events live in a compact `TurnLog`."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -13,6 +12,7 @@ from pydantic import BaseModel
 from app.assistant.events import StreamEvent, TurnError
 from app.assistant.memory import MemorySession
 from app.models import MessagePublic
+from app.services.turn_log import TurnLog
 
 
 class TurnResult(BaseModel):
@@ -34,38 +34,17 @@ class Turn:
     conversation_id: uuid.UUID
     text: str
     user_message: MessagePublic
-    log: list[tuple[StreamEvent, BaseModel]] = field(default_factory=list)
-    _listeners: set[asyncio.Queue[None]] = field(default_factory=set)
+    log: TurnLog = field(default_factory=TurnLog)
     result: asyncio.Future[TurnResult] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     _resources: AsyncExitStack = field(default_factory=AsyncExitStack)
     memory: MemorySession | None = None
+    generation: int = 0  # the memory generation PostgreSQL recorded when the turn began
+    lease_lost: bool = False  # set by the lease keeper: write nothing more
 
     def emit(self, kind: StreamEvent, payload: BaseModel) -> None:
-        self.log.append((kind, payload))
-        for wake in self._listeners:
-            wake.put_nowait(None)
+        self.log.append(kind, payload.model_dump_json())
 
-    async def follow(
-        self, after: int = 0, *, idle_timeout_s: float | None = None
-    ) -> AsyncIterator[tuple[int, StreamEvent, BaseModel] | None]:
-        """Events numbered after `after`, live until `done`; None after `idle_timeout_s` quiet."""
-        wake: asyncio.Queue[None] = asyncio.Queue()
-        self._listeners.add(wake)
-        try:
-            sent = after
-            while True:
-                while sent < len(self.log):
-                    kind, payload = self.log[sent]
-                    sent += 1
-                    yield sent, kind, payload
-                    if kind == StreamEvent.DONE:
-                        return
-                try:
-                    async with asyncio.timeout(idle_timeout_s):
-                        await wake.get()
-                except TimeoutError:
-                    yield None
-        finally:
-            self._listeners.discard(wake)
+    def emit_delta(self, delta: str) -> None:
+        self.log.append_delta(delta)

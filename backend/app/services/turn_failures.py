@@ -5,17 +5,31 @@ Messages never include exception text: it may hold user content or internals.
 
 from __future__ import annotations
 
+import openai
 from agents import MaxTurnsExceeded, ModelBehaviorError, UserError
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.assistant.events import TurnError
-from app.assistant.memory import MemoryBusyError
+from app.assistant.memory import MemoryBusyError, MemoryUnavailableError
+
+
+class LeaseLostError(Exception):
+    """The turn's lease ran out (the database was unreachable too long) or was taken over."""
 
 
 def describe_failure(e: Exception) -> TurnError:
     """What the client is told: a stable code, a safe message, whether a retry may help."""
     if isinstance(e, MemoryBusyError):
         return TurnError(code="memory_busy", message=e.message, retryable=True)
+    if isinstance(e, MemoryUnavailableError):
+        return TurnError(code="memory_unavailable", message=e.message, retryable=True)
+    if isinstance(e, LeaseLostError):
+        return TurnError(
+            code="lease_lost",
+            message="This reply could not be saved in time (the database was unreachable); "
+            "send your message again",
+            retryable=True,
+        )
     if isinstance(e, TimeoutError):
         return TurnError(code="timeout", message="The reply took too long", retryable=True)
     if isinstance(e, MaxTurnsExceeded):
@@ -30,13 +44,8 @@ def describe_failure(e: Exception) -> TurnError:
         return TurnError(
             code="storage_unavailable", message="The reply could not be saved", retryable=True
         )
-    try:
-        import openai
-
-        if isinstance(e, openai.APIError):
-            return TurnError(
-                code="model_unavailable", message="The model provider failed", retryable=True
-            )
-    except ImportError:  # pragma: no cover - openai ships with openai-agents
-        pass
+    if isinstance(e, openai.APIError):
+        return TurnError(
+            code="model_unavailable", message="The model provider failed", retryable=True
+        )
     return TurnError(code="internal_error", message="The turn failed", retryable=False)

@@ -1,107 +1,243 @@
-"""Opening a thread's memory for a turn, repaired first so it matches the PostgreSQL log.
+"""Memory made to match the PostgreSQL log exactly, before a turn (or a job) uses it.
 
-Recovery happens here, inside the user's request, so the turn itself succeeds:
+PostgreSQL records, per thread, the memory *generation* (how many saved states memory has
+had) and how many log messages that state reflects; the memory file stamps the generation in
+itself. Before a turn:
 
-- a file SQLite cannot use (not a database, malformed, truncated) or with rows that are not
-  JSON is moved to `<AGENT_SESSION_DIR>/_quarantine/` (never deleted) and rebuilt;
-- a file that is gone while the thread says it has memory, or memory that expired, is rebuilt;
-- a crash mid-turn leaves the log ending with a user message that memory does not end with:
-  memory is rebuilt to the log (the log is the durable truth).
+- a file SQLite cannot use (not a database, malformed, rows that are not JSON) is moved to
+  `<AGENT_SESSION_DIR>/_quarantine/` (never deleted) and memory is rebuilt from the log;
+- memory that is gone (file missing, expired by retention) is rebuilt;
+- a file whose stamp is not the thread's generation is behind (lost writes: a deleted WAL,
+  an older copy restored, a stale copy on another node) or ahead (a crash between a memory
+  write and its commit): either way it is rebuilt from the log;
+- after the stamp, memory must hold exactly the user messages the log has after the saved
+  state (turns that failed keep their user message in both stores); anything else there is
+  a turn a crash or a lost lease cut off, and is replaced by exactly those messages.
+
+Rebuilding loses nothing the user saw (the log has every message and tool call) but drops
+what only memory had (reasoning items, provider item ids), so it is done only when needed.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlmodel import col, select
+from agents.items import TResponseInputItem
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.assistant.memory import AgentMemoryStore, MemorySession, is_corruption
+from app.assistant.memory import AgentMemoryStore, MemoryMark, MemorySession, is_corruption
 from app.metrics import RECOVERIES
-from app.models import Conversation, MemoryState, Message, MessageRole
-from app.services import sessions
+from app.models import Conversation, MemoryState, MessageRole
+from app.services import messages, sessions
 
 logger = logging.getLogger(__name__)
 
 
-async def open_turn_memory(
+@dataclass
+class Repair:
+    """What was wrong with memory and what was done about it."""
+
+    reason: str | None = None  # why memory was rebuilt or its tail replaced; None: it was right
+    generation: int = 0  # the generation memory holds now (PostgreSQL must record a new one)
+
+
+async def reconcile_memory(
     db: AsyncSession,
     store: AgentMemoryStore,
+    memory: MemorySession,
     conversation: Conversation,
     *,
     max_items: int,
-    resources: AsyncExitStack,
-) -> tuple[MemorySession, str | None]:
-    """Open (into `resources`) and, when needed, repair the conversation's memory.
+    dry_run: bool = False,
+) -> Repair:
+    """Make memory hold exactly what the log says it should; record a rebuild in PostgreSQL.
 
-    Returns:
-        The open memory, and why it was rebuilt (None when it was fine).
+    `memory` must be open (its lock held) and the thread leased by the caller, before any
+    statement touched the file (whether it existed is part of the diagnosis). With
+    `dry_run`, only say what is wrong: nothing is written and no file is created.
+    """
+    had_file = store.exists(conversation.user_id, conversation.id)
+    if dry_run and not had_file:
+        missing = conversation.memory_state == MemoryState.ACTIVE
+        return Repair(
+            reason="missing" if missing else None, generation=conversation.memory_generation
+        )
+    corrupt = await _corrupt(store, memory, conversation, dry_run=dry_run)
+    if corrupt and dry_run:
+        return Repair(reason="corrupt", generation=conversation.memory_generation)
+    repair = await _repair(
+        db,
+        memory,
+        conversation,
+        max_items=max_items,
+        had_file=had_file,
+        corrupt=corrupt,
+        dry_run=dry_run,
+    )
+    if not dry_run and repair.generation != conversation.memory_generation:
+        await sessions.record_memory(
+            db,
+            conversation.id,
+            stats=await memory.stats(),
+            generation=repair.generation,
+            message_count=conversation.message_count,
+        )
+        conversation.memory_generation = repair.generation
+        conversation.memory_message_count = conversation.message_count
+    return repair
+
+
+async def _corrupt(
+    store: AgentMemoryStore, memory: MemorySession, conversation: Conversation, *, dry_run: bool
+) -> bool:
+    """Check the file; when damaged, move it aside (unless `dry_run`). True when damaged.
 
     Raises:
-        MemoryBusyError: another process holds the file past the busy timeout.
+        MemoryBusyError, MemoryUnavailableError: the file is fine but cannot be used now.
     """
-    user_id, conversation_id = conversation.user_id, conversation.id
-    had_file = store.exists(user_id, conversation_id)
-    reason: str | None = None
     try:
-        memory = await resources.enter_async_context(store.open(user_id, conversation_id))
         await memory.check()
-        await memory.ensure_writable()
+        if not dry_run:
+            await memory.ensure_writable()
     except Exception as e:
         if not is_corruption(e):
             raise
-        await resources.aclose()
-        moved = await store.quarantine(user_id, conversation_id)
-        logger.warning(
-            "Quarantined unusable memory of thread %s (%s) to %s",
-            conversation_id,
-            type(e).__name__,
-            moved,
-        )
-        memory = await resources.enter_async_context(store.open(user_id, conversation_id))
-        reason = "corrupt"
-    if reason is None:
-        reason = await rebuild_reason(db, memory, conversation, had_file=had_file)
+        if not dry_run:
+            moved = store.quarantine(memory)
+            logger.warning(
+                "Quarantined unusable memory of thread %s (%s) to %s",
+                conversation.id,
+                type(e).__name__,
+                moved,
+            )
+        return True
+    return False
+
+
+async def _repair(
+    db: AsyncSession,
+    memory: MemorySession,
+    conversation: Conversation,
+    *,
+    max_items: int,
+    had_file: bool,
+    corrupt: bool,
+    dry_run: bool,
+) -> Repair:
+    """Rebuild, replace the tail, or leave memory as it is (see the module docstring).
+
+    A rebuild stamps the file with the next generation for the caller to record.
+    """
+    mark = await memory.read_mark()
+    if conversation.memory_state == MemoryState.EMPTY:
+        return await _repair_empty(db, memory, conversation, mark, dry_run=dry_run)
+    reason = "corrupt" if corrupt else _rebuild_reason(conversation, mark, had_file=had_file)
     if reason is not None:
+        if dry_run:
+            return Repair(reason=reason, generation=conversation.memory_generation)
+        generation = conversation.memory_generation + 1
         written = await sessions.rebuild_memory(
-            db, memory, conversation_id=conversation_id, max_items=max_items
+            db,
+            memory,
+            conversation_id=conversation.id,
+            max_items=max_items,
+            generation=generation,
         )
         RECOVERIES.labels(reason).inc()
         logger.info(
             "Rebuilt the memory of thread %s from the message log (%d items, reason: %s)",
-            conversation_id,
+            conversation.id,
             written,
             reason,
         )
-    return memory, reason
+        return Repair(reason=reason, generation=generation)
+    base = mark.stamped_last_id if mark.generation is not None else _legacy_base(conversation)
+    return await _repair_tail(db, memory, conversation, base, dry_run=dry_run)
 
 
-async def rebuild_reason(
-    db: AsyncSession, memory: MemorySession, conversation: Conversation, *, had_file: bool
-) -> str | None:
-    """Why memory must be rebuilt from the log before the next turn, or None."""
+async def _repair_empty(
+    db: AsyncSession,
+    memory: MemorySession,
+    conversation: Conversation,
+    mark: MemoryMark,
+    *,
+    dry_run: bool,
+) -> Repair:
+    """Never saved, or cleared on purpose: memory holds only the log's unsaved user messages.
+
+    A file stamped with another generation is a stale copy (the thread was cleared since):
+    it is emptied, never rebuilt from the log, since the agent was told to forget.
+    """
+    if mark.generation is not None and mark.generation != conversation.memory_generation:
+        if not dry_run:
+            await memory.replace_after(0, [])
+            RECOVERIES.labels("stale").inc()
+            logger.info("Emptied a stale copy of the memory of cleared thread %s", conversation.id)
+        return Repair(reason="stale", generation=conversation.memory_generation)
+    base = mark.stamped_last_id if mark.generation is not None else 0
+    return await _repair_tail(db, memory, conversation, base, dry_run=dry_run)
+
+
+async def _repair_tail(
+    db: AsyncSession,
+    memory: MemorySession,
+    conversation: Conversation,
+    base: int,
+    *,
+    dry_run: bool,
+) -> Repair:
+    """After the saved point `base`, memory must hold exactly the unsaved user messages."""
+    expected = await _unsaved_user_items(db, conversation)
+    if await memory.items_after(base) == expected:
+        return Repair(generation=conversation.memory_generation)
+    if not dry_run:
+        await memory.replace_after(base, expected)
+        RECOVERIES.labels("interrupted turn").inc()
+        logger.info(
+            "Replaced what an interrupted turn left in the memory of thread %s "
+            "with the log's %d unanswered messages",
+            conversation.id,
+            len(expected),
+        )
+    return Repair(reason="interrupted turn", generation=conversation.memory_generation)
+
+
+def _rebuild_reason(conversation: Conversation, mark: MemoryMark, *, had_file: bool) -> str | None:
+    """Why an active or expired thread's memory must be rebuilt from the log, or None."""
+    generation = conversation.memory_generation
     if conversation.memory_state == MemoryState.EXPIRED:
         return "expired"
-    if conversation.memory_state != MemoryState.ACTIVE:
-        return None  # new, or cleared on purpose: memory starts empty
     if not had_file:
         return "missing"
-    if await memory.last_id() == conversation.memory_last_item_id:
-        return None  # nothing written since the last saved turn: nothing to reconcile
-    last = (
-        await db.exec(
-            select(Message.role, Message.content)
-            .where(Message.conversation_id == conversation.id)
-            .order_by(col(Message.created_at).desc(), col(Message.id).desc())
-            .limit(1)
-        )
-    ).first()
-    if last is None:
-        return None
-    tail = await memory.last_item()
-    if tail is None:
-        return "empty"
-    if last[0] == MessageRole.USER and tail != {"role": "user", "content": last[1]}:
-        return "interrupted turn"
+    if mark.generation is None:
+        # Written before generations existed: trust it unless it lost saved items.
+        if generation == 0 and mark.last_id >= (conversation.memory_last_item_id or 0):
+            return None
+        return "behind"
+    if mark.generation < generation:
+        return "behind"
+    if mark.generation > generation:
+        return "ahead"
     return None
+
+
+def _legacy_base(conversation: Conversation) -> int:
+    """The saved point of a file that has no stamp yet (the bookkeeping's newest item id)."""
+    return conversation.memory_last_item_id or 0
+
+
+async def _unsaved_user_items(
+    db: AsyncSession, conversation: Conversation
+) -> list[TResponseInputItem]:
+    """The log's messages after the saved state, as the user items memory must hold."""
+    if conversation.message_count <= conversation.memory_message_count:
+        return []
+    pending = await messages.messages_after(
+        db, conversation_id=conversation.id, offset=conversation.memory_message_count
+    )
+    items: list[dict[str, Any]] = [
+        {"role": "user", "content": m.content} for m in pending if m.role == MessageRole.USER
+    ]
+    return cast(list[TResponseInputItem], items)

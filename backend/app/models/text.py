@@ -1,0 +1,54 @@
+"""Text that PostgreSQL can store: checked at the API boundary, so bad input is a 422.
+
+PostgreSQL `text` and `jsonb` cannot hold a NUL character, and a lone UTF-16 surrogate
+(`"\\ud800"` in JSON) cannot be encoded as UTF-8 at all. Both used to reach the database and
+come back as a 500; here they are refused with a message that names the problem.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def unstorable_reason(text: str) -> str | None:
+    """Why `text` cannot be stored, or None when it can."""
+    if "\x00" in text:
+        return "must not contain NUL characters (\\u0000)"
+    if _SURROGATE.search(text):
+        return "must not contain unpaired surrogate characters (\\ud800-\\udfff)"
+    return None
+
+
+def check_storable(text: str) -> str:
+    """Pydantic validator: raises ValueError (a 422 naming the field) for unstorable text."""
+    reason = unstorable_reason(text)
+    if reason is not None:
+        raise ValueError(reason)
+    return text
+
+
+def make_storable(text: str) -> str:
+    """Replace what PostgreSQL cannot store with U+FFFD (for text we did not receive: model
+    output, tool output), so a reply is never lost over one bad character."""
+    if unstorable_reason(text) is None:
+        return text
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", "\ufffd"))
+
+
+def make_storable_json(value: Any) -> Any:
+    """`make_storable` applied to every string in a JSON-like value (for JSONB columns)."""
+    if isinstance(value, str):
+        return make_storable(value)
+    if isinstance(value, dict):
+        return {make_storable(str(k)): make_storable_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [make_storable_json(v) for v in value]
+    return value
+
+
+StorableText = Annotated[str, AfterValidator(check_storable)]

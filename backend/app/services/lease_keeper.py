@@ -1,0 +1,130 @@
+"""Keeps the leases of a worker's running turns alive, and stops a turn that lost its own.
+
+One renewal statement per interval covers every turn the worker runs (not one transaction
+per turn: at hundreds of turns in flight those alone exhausted the pool). Each turn also has
+a local deadline, pushed forward by every successful renewal and set safely before the lease
+expires on the database's clock. A turn past its deadline (the database was unreachable for
+longer than the lease) or whose lease another holder took is stopped: it must not write
+anything more, since another worker may already be serving the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.db import SessionMaker, session_scope
+from app.services import leases
+
+logger = logging.getLogger(__name__)
+
+# A deadline leaves this much of the lease unused, on top of one tick: clocks and a busy loop.
+SAFETY_SECONDS = 1.0
+
+
+@dataclass
+class _Held:
+    conversation_id: uuid.UUID
+    deadline: float  # monotonic time after which the turn must stop
+
+
+class LeaseKeeper:
+    """The heartbeat of one worker's turn leases."""
+
+    def __init__(
+        self,
+        sessionmaker: SessionMaker,
+        *,
+        lease: timedelta,
+        on_lost: Callable[[uuid.UUID], None],
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._lease = lease
+        self._on_lost = on_lost
+        self._held: dict[uuid.UUID, _Held] = {}
+        lease_s = lease.total_seconds()
+        self.tick_seconds = lease_s / 6  # how often deadlines are checked
+        self._renew_every = lease_s / 3
+        self._margin = self.tick_seconds + SAFETY_SECONDS
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+
+    def hold(self, turn_id: uuid.UUID, conversation_id: uuid.UUID, *, claimed_at: float) -> None:
+        """Start keeping the lease `turn_id` claimed at monotonic time `claimed_at`."""
+        deadline = claimed_at + self._lease.total_seconds() - self._margin
+        self._held[turn_id] = _Held(conversation_id, deadline)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="lease-keeper")
+
+    def drop(self, turn_id: uuid.UUID) -> None:
+        self._held.pop(turn_id, None)
+
+    def still_held(self, turn_id: uuid.UUID) -> bool:
+        """Whether `turn_id` may still write: held, and before its deadline."""
+        held = self._held.get(turn_id)
+        return held is not None and time.monotonic() < held.deadline
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        last_renewal = time.monotonic()
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            if time.monotonic() - last_renewal >= self._renew_every - 0.01:
+                last_renewal = time.monotonic()
+                await self._renew(started=last_renewal)
+            self._stop_overdue()
+
+    async def _renew(self, *, started: float) -> None:
+        holders = {turn: held.conversation_id for turn, held in self._held.items()}
+        if not holders:
+            return
+        try:
+            async with asyncio.timeout(self.tick_seconds), session_scope(self._sessionmaker) as db:
+                renewed = await leases.renew(db, [(c, t) for t, c in holders.items()], self._lease)
+        except (SQLAlchemyError, OSError, TimeoutError) as e:
+            if not self._failing:
+                logger.warning(
+                    "Could not renew the leases of %d turns (%s); each stops at its deadline",
+                    len(holders),
+                    type(e).__name__,
+                )
+            self._failing = True
+            return
+        if self._failing:
+            logger.info("Lease renewals work again")
+        self._failing = False
+        for turn_id, conversation_id in holders.items():
+            held = self._held.get(turn_id)
+            if held is None:
+                continue  # finished meanwhile
+            if conversation_id in renewed:
+                held.deadline = started + self._lease.total_seconds() - self._margin
+            else:
+                self._lose(turn_id, "another holder took the thread's lease")
+
+    def _stop_overdue(self) -> None:
+        now = time.monotonic()
+        for turn_id, held in list(self._held.items()):
+            if now >= held.deadline:
+                self._lose(turn_id, "its lease could not be renewed in time")
+
+    def _lose(self, turn_id: uuid.UUID, why: str) -> None:
+        held = self._held.pop(turn_id, None)
+        if held is None:
+            return
+        logger.warning("Stopping turn %s in thread %s: %s", turn_id, held.conversation_id, why)
+        self._on_lost(turn_id)

@@ -1,0 +1,145 @@
+"""The numbered event log of one turn: what a stream follows live and a client resumes.
+
+Kept compact because a worker holds many: payloads are stored as JSON text, and a run of
+text deltas is one UTF-8 buffer with the end offset of each delta, not one object per delta
+(a 1.5 MB reply arrives as ~175,000 deltas; as pydantic objects they cost ~110 MB). Ids stay
+exactly those the live stream sent: a client that resumes inside a run of deltas gets the
+rest of the run as one delta event carrying the run's last id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from array import array
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+from app.assistant.events import StreamEvent, TextDelta
+
+# Bytes an entry costs beyond its text (object, list slots): counted so the cache bound holds.
+_ENTRY_OVERHEAD_BYTES = 120
+
+
+@dataclass(slots=True)
+class _Event:
+    id: int
+    kind: StreamEvent
+    data: str  # the payload as JSON
+
+
+class _DeltaRun:
+    """Consecutive text deltas: one buffer, and where each delta ends in it."""
+
+    __slots__ = ("ends", "first_id", "text")
+
+    def __init__(self, first_id: int) -> None:
+        self.first_id = first_id
+        self.text = bytearray()
+        self.ends = array("Q")
+
+    @property
+    def id(self) -> int:
+        """The last id this run covers."""
+        return self.first_id + len(self.ends) - 1
+
+    def add(self, delta: str) -> None:
+        self.text += delta.encode()
+        self.ends.append(len(self.text))
+
+    def since(self, after: int) -> str:
+        """The deltas after id `after`, joined."""
+        sent = after - self.first_id  # index of the last delta already sent (< 0: none)
+        start = self.ends[sent] if sent >= 0 else 0
+        return self.text[start:].decode()
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.text) + self.ends.itemsize * len(self.ends)
+
+
+SentEvent = tuple[int, StreamEvent, str]  # (id, kind, JSON data)
+
+
+class TurnLog:
+    """Events numbered from 1, appended by the turn and read by any number of followers."""
+
+    def __init__(self) -> None:
+        self._entries: list[_Event | _DeltaRun] = []
+        self._ids: list[int] = []  # each entry's (last) id, for bisecting; kept in step
+        self._wakers: set[asyncio.Event] = set()
+        self.last_id = 0
+        self.finished = False
+        self.nbytes = 0
+
+    def append(self, kind: StreamEvent, data: str) -> int:
+        """Add one event (its payload already JSON); returns its id."""
+        self.last_id += 1
+        self._entries.append(_Event(self.last_id, kind, data))
+        self._ids.append(self.last_id)
+        self.nbytes += len(data) + _ENTRY_OVERHEAD_BYTES
+        if kind == StreamEvent.DONE:
+            self.finished = True
+        self._wake()
+        return self.last_id
+
+    def append_delta(self, delta: str) -> int:
+        """Add a text delta, coalesced into the current run of deltas; returns its id."""
+        self.last_id += 1
+        run = self._entries[-1] if self._entries else None
+        if not isinstance(run, _DeltaRun):
+            run = _DeltaRun(self.last_id)
+            self._entries.append(run)
+            self._ids.append(self.last_id)
+            self.nbytes += _ENTRY_OVERHEAD_BYTES
+        before = run.nbytes
+        run.add(delta)
+        self._ids[-1] = self.last_id
+        self.nbytes += run.nbytes - before
+        self._wake()
+        return self.last_id
+
+    def events_after(self, after: int) -> Iterator[SentEvent]:
+        """Every event after id `after`, a partly sent run of deltas as one delta."""
+        for entry in self._entries[bisect.bisect_right(self._ids, after) :]:
+            if isinstance(entry, _DeltaRun):
+                yield entry.id, StreamEvent.TEXT_DELTA, _delta_json(entry.since(after))
+            else:
+                yield entry.id, entry.kind, entry.data
+
+    async def follow(
+        self, after: int = 0, *, idle_timeout_s: float | None = None
+    ) -> AsyncIterator[SentEvent | None]:
+        """Events after `after`, live until `done`; None after `idle_timeout_s` of quiet.
+
+        A turn that already ended yields what is left (possibly nothing) and stops, so a
+        client resuming after the last event is answered at once instead of kept waiting.
+        """
+        waker = asyncio.Event()
+        self._wakers.add(waker)
+        try:
+            sent = after
+            while True:
+                waker.clear()
+                for event in list(self.events_after(sent)):
+                    sent = event[0]
+                    yield event
+                    if event[1] == StreamEvent.DONE:
+                        return
+                if self.finished:
+                    return
+                try:
+                    async with asyncio.timeout(idle_timeout_s):
+                        await waker.wait()
+                except TimeoutError:
+                    yield None
+        finally:
+            self._wakers.discard(waker)
+
+    def _wake(self) -> None:
+        for waker in self._wakers:
+            waker.set()
+
+
+def _delta_json(text: str) -> str:
+    return TextDelta(delta=text).model_dump_json()
