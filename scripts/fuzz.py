@@ -97,6 +97,7 @@ def main() -> int:
                 "all",
             ],
             cwd=ROOT,
+            env={**os.environ, "SCHEMATHESIS_HOOKS": "scripts.fuzz_hooks", "PYTHONPATH": str(ROOT)},
         )
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -63,10 +63,9 @@ class TestSessionsCommands:
         # this thread only; the exit code says whether anything at all was found.
         verified = cli(settings, "sessions", "verify")
         report = json.loads(verified.stdout)
-        assert thread_id not in report["missing_ids"]
-        assert verified.returncode == (
-            1 if report["orphan_files"] or report["rows_without_file"] else 0
-        )
+        assert thread_id not in report["files"]["missing_ids"]
+        assert thread_id not in report["memory"]["diverged_ids"]
+        assert verified.returncode == (0 if report["ok"] else 1)
         done = json.loads(cli(settings, "sessions", "run-job", "cleanup").stdout)
         assert done["status"] == "succeeded"
         assert (await conversation_row(running.sessionmaker, thread_id)).memory_state == "expired"

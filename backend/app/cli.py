@@ -29,6 +29,8 @@ def serve(workers: Annotated[int, typer.Option(min=1)] = 1) -> None:
     import uvicorn
 
     settings = _settings()
+    from app.http_server import BoundedHttpToolsProtocol
+
     uvicorn.run(
         "app.main:app",
         host=settings.HOST,
@@ -36,6 +38,11 @@ def serve(workers: Annotated[int, typer.Option(min=1)] = 1) -> None:
         workers=workers,
         log_level=settings.LOG_LEVEL.lower(),
         proxy_headers=True,
+        http=BoundedHttpToolsProtocol,
+        timeout_keep_alive=settings.HTTP_KEEPALIVE_SECONDS,
+        # SIGTERM ends the process within SHUTDOWN_GRACE_SECONDS: open streams get the first
+        # half, then the lifespan gives turns still running the second half (turn_runner).
+        timeout_graceful_shutdown=max(1, settings.SHUTDOWN_GRACE_SECONDS // 2),
     )
 
 

@@ -158,12 +158,13 @@ def vacuum() -> None:
 
 @sessions_cli.command()
 def verify() -> None:
-    """Cross-store check: orphan files, and live rows whose file is gone (report only)."""
-    from app.scheduler.jobs import sweep_orphans
+    """Cross-store check (report only; exit 1 when anything is off): orphan files, live rows
+    whose file is gone, and memory that is not exactly its log (behind, ahead, diverged)."""
+    from app.scheduler.jobs import verify as verify_job
 
-    report = _run(lambda ctx: sweep_orphans(ctx, remove=False))
+    report = _run(verify_job)
     _print(report)
-    if report["orphan_files"] or report["rows_without_file"]:
+    if not report["ok"]:
         raise typer.Exit(1)
 
 

@@ -99,6 +99,7 @@ class Settings(BaseSettings):
     OPENAI_API_KEY: str | None = None
     OPENAI_BASE_URL: str | None = None
     OPENAI_API: OpenAIApi | None = None
+    OFFLINE_MODEL_DELAY_MS: Annotated[int, Field(ge=0, le=60_000)] = 0
 
     # Limits.
     MAX_MESSAGE_CHARS: PositiveInt = 32_000

@@ -44,8 +44,9 @@ async def get_session_stats(*, db: DbSessionDep, settings: SettingsDep) -> Sessi
 
 @router.get("/sessions/verify")
 async def verify_sessions(*, ctx: JobContextDep) -> dict[str, Any]:
-    """Cross-check rows and files: orphan files, and live rows whose file is gone."""
-    return await jobs.sweep_orphans(ctx, remove=False)
+    """Cross-check both stores (changing nothing): orphan files, live rows whose file is
+    gone, and memory that is not exactly its log."""
+    return await jobs.verify(ctx)
 
 
 @router.get("/sessions/{thread_id}")

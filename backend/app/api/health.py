@@ -13,7 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import schema
-from app.deps import MemoryStoreDep
+from app.assistant.memory import AgentMemoryStore
+from app.deps import MemoryStoreDep, SettingsDep
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -31,18 +32,34 @@ async def live() -> Liveness:
 
 
 @router.get("/ready", responses={503: {"description": "A component is not ready"}})
-async def ready(*, request: Request, memory_store: MemoryStoreDep) -> JSONResponse:
-    """Ready when the database answers in time, the schema is at head and memory is writable."""
+async def ready(
+    *, request: Request, memory_store: MemoryStoreDep, settings: SettingsDep
+) -> JSONResponse:
+    """Ready when the database answers in time, the schema is at head and memory is writable
+    with at least AGENT_SESSION_MIN_FREE_MB free."""
     engine: AsyncEngine = request.state.engine
     components: dict[str, Any] = {
         "database": await _check_database(engine),
-        "memory_dir": "ok" if os.access(memory_store.root, os.W_OK) else "not writable",
+        "memory_dir": _check_memory_dir(memory_store, settings.AGENT_SESSION_MIN_FREE_MB),
     }
     ready = all(v == "ok" for v in components.values())
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "components": components},
         status_code=200 if ready else 503,
     )
+
+
+def _check_memory_dir(memory_store: AgentMemoryStore, min_free_mb: int) -> str:
+    """Writable, with room: a full disk makes every turn fail, so the pod is not ready."""
+    if not os.access(memory_store.root, os.W_OK):
+        return "not writable"
+    try:
+        free_mb = memory_store.free_bytes() // (1024 * 1024)
+    except OSError as e:
+        return f"unavailable ({type(e).__name__})"
+    if free_mb < min_free_mb:
+        return f"low on disk space: {free_mb} MB free, AGENT_SESSION_MIN_FREE_MB={min_free_mb}"
+    return "ok"
 
 
 async def _check_database(engine: AsyncEngine) -> str:

@@ -111,13 +111,16 @@ class OfflineModel(Model):
     the offered tools, so one instance can serve concurrent runs and replays are identical.
     """
 
-    def __init__(self, model_name: str = DEFAULT_MODEL_NAME) -> None:
+    def __init__(self, model_name: str = DEFAULT_MODEL_NAME, *, delta_delay_s: float = 0.0) -> None:
         """Create the model.
 
         Args:
             model_name: Name reported in responses, so traces and logs show which model ran.
+            delta_delay_s: Pause after each streamed text delta, so a reply takes as long as
+                a real model's would (drills, demos of stop and resume); 0 streams at once.
         """
         self.model_name = model_name
+        self.delta_delay_s = delta_delay_s
 
     async def get_response(
         self,
@@ -161,7 +164,7 @@ class OfflineModel(Model):
         for event in stream_events(self._completed_response(item, usage)):
             yield event
             if isinstance(event, ResponseTextDeltaEvent):
-                await asyncio.sleep(0)
+                await asyncio.sleep(self.delta_delay_s)
 
     def _plan(
         self,

@@ -324,3 +324,11 @@ async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]
         "diverged_ids": found[:50],
         "dry_run": dry_run,
     }
+
+
+async def verify(ctx: JobContext) -> dict[str, Any]:
+    """Report, changing nothing, everything the orphan sweep and reconcile would repair."""
+    files = await sweep_orphans(ctx, remove=False)
+    memory = await reconcile(ctx, dry_run=True)
+    ok = not (files["orphan_files"] or files["rows_without_file"] or memory["diverged"])
+    return {"ok": ok, "files": files, "memory": memory}

@@ -185,9 +185,12 @@ class TurnRunner:
             )
 
     async def aclose(self) -> None:
-        """On shutdown: let turns finish for the grace period, then cut them off."""
+        """On shutdown: let turns finish for the second half of the grace, then cut them off.
+
+        (The HTTP server spent the first half letting open streams finish; see `cli.serve`.)
+        """
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._settings.SHUTDOWN_GRACE_SECONDS):
+            async with asyncio.timeout(self._settings.SHUTDOWN_GRACE_SECONDS / 2):
                 await self.wait_idle()
         pending = [task for _, task in self._running.values()] + list(self._background)
         for task in pending:
