@@ -48,6 +48,9 @@ from tests.database import TestDatabase, provision_test_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# The scripted OpenAI-compatible model server (`model_server`, `model_client`).
+pytest_plugins = ["tests.model_server.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def test_database() -> Iterator[TestDatabase]:
