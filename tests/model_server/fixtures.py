@@ -12,12 +12,15 @@ from collections.abc import AsyncIterator, Iterator
 
 import openai
 import pytest
+from agents import OpenAIChatCompletionsModel, OpenAIResponsesModel
 from agents.tracing import get_trace_provider
 from agents.tracing.processors import BackendSpanExporter, BatchTraceProcessor
 
 from tests.model_server.server import ModelServer
 
 TEST_API_KEY = "sk-test-model-server"
+MODEL = "gpt-5-mini"
+"""The app's default model, which the server knows."""
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +68,15 @@ def exporting_traces_to(server: ModelServer) -> Iterator[BatchTraceProcessor]:
         multi.set_processors(previous)
         processor.shutdown()
         exporter.close()
+
+
+@pytest.fixture
+def chat_model(model_client: openai.AsyncOpenAI) -> OpenAIChatCompletionsModel:
+    """The SDK's Chat Completions model on the server, as the app builds it for local servers."""
+    return OpenAIChatCompletionsModel(MODEL, openai_client=model_client)
+
+
+@pytest.fixture
+def responses_model(model_client: openai.AsyncOpenAI) -> OpenAIResponsesModel:
+    """The SDK's Responses model on the server, as the app builds it for OpenAI."""
+    return OpenAIResponsesModel(MODEL, openai_client=model_client)

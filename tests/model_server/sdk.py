@@ -20,7 +20,8 @@ from agents import (
 from agents.models.interface import Model
 from agents.result import RunResultStreaming
 
-MODEL = "gpt-5-mini"
+from tests.model_server.fixtures import MODEL
+
 INSTRUCTIONS = "Be brief."
 NO_TRACING = RunConfig(tracing_disabled=True)
 

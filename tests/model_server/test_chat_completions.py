@@ -6,10 +6,9 @@ import json
 import time
 
 import httpx
-import pytest
 
 from tests.model_server import Text, ToolCall
-from tests.model_server.sdk import MODEL, MODEL_FACTORIES, Adder, agent, run_streamed
+from tests.model_server.sdk import MODEL, Adder, agent, run_streamed
 
 HELLO = [{"role": "user", "content": "hello there"}]  # 11 characters: 3 prompt tokens
 
@@ -145,24 +144,21 @@ class TestRecording:
         assert raw.headers["x-request-id"] == recorded.request_id
 
 
-@pytest.mark.parametrize("api", ["chat_completions"])
 class TestSdkChatCompletionsModel:
     async def test_streamed_deltas_concatenate_to_the_final_output(
-        self, api, model_server, model_client
+        self, model_server, chat_model
     ) -> None:
         model_server.enqueue(Text("the quick brown fox"))
-        run = await run_streamed(agent(MODEL_FACTORIES[api](model_client)), "hi")
+        run = await run_streamed(agent(chat_model), "hi")
         assert run.deltas == ["the", " quick", " brown", " fox"]
         assert run.result.final_output == "the quick brown fox"
 
     async def test_a_tool_call_round_trip_pairs_the_call_id_with_its_output(
-        self, api, model_server, model_client
+        self, model_server, chat_model
     ) -> None:
         adder = Adder()
         model_server.enqueue(ToolCall("add", {"a": 2, "b": 3}, call_id="call_42"), Text("5"))
-        run = await run_streamed(
-            agent(MODEL_FACTORIES[api](model_client), tools=[adder.tool()]), "add 2 and 3"
-        )
+        run = await run_streamed(agent(chat_model, tools=[adder.tool()]), "add 2 and 3")
         assert run.result.final_output == "5"
         assert adder.calls == [(2, 3)]
         first, second = model_server.model_requests
@@ -171,9 +167,7 @@ class TestSdkChatCompletionsModel:
         assert [call["id"] for call in assistant["tool_calls"]] == ["call_42"]
         assert (tool["role"], tool["tool_call_id"], tool["content"]) == ("tool", "call_42", "5")
 
-    async def test_parallel_calls_all_come_back_paired(
-        self, api, model_server, model_client
-    ) -> None:
+    async def test_parallel_calls_all_come_back_paired(self, model_server, chat_model) -> None:
         adder = Adder()
         model_server.enqueue(
             [
@@ -182,9 +176,7 @@ class TestSdkChatCompletionsModel:
             ],
             Text("3 and 7"),
         )
-        run = await run_streamed(
-            agent(MODEL_FACTORIES[api](model_client), tools=[adder.tool()]), "two sums"
-        )
+        run = await run_streamed(agent(chat_model, tools=[adder.tool()]), "two sums")
         assert run.result.final_output == "3 and 7"
         assert sorted(adder.calls) == [(1, 2), (3, 4)]
         outputs = [
@@ -196,13 +188,12 @@ class TestSdkChatCompletionsModel:
         ]
 
     async def test_usage_reaches_the_sdk_only_when_include_usage_is_set(
-        self, api, model_server, model_client
+        self, model_server, chat_model
     ) -> None:
         # "Be brief." + "hello there" = 20 characters: 5 tokens; "hi there": 2 tokens.
         model_server.enqueue(Text("hi there"), Text("hi there"))
-        model = MODEL_FACTORIES[api](model_client)
-        default = await run_streamed(agent(model), "hello there")
-        opted_in = await run_streamed(agent(model, include_usage=True), "hello there")
+        default = await run_streamed(agent(chat_model), "hello there")
+        opted_in = await run_streamed(agent(chat_model, include_usage=True), "hello there")
         # Off api.openai.com the SDK sends no stream_options unless include_usage is set.
         first, second = model_server.model_requests
         assert "stream_options" not in first.body
