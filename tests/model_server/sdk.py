@@ -68,12 +68,17 @@ class StreamedRun:
         return self.result.context_wrapper.usage
 
 
-async def run_streamed(target: Agent[Any], text: str, **kwargs: Any) -> StreamedRun:
-    """Run the agent with `Runner.run_streamed` and collect the text deltas it streamed."""
+async def run_streamed(
+    target: Agent[Any], text: str, *, deltas: list[str] | None = None, **kwargs: Any
+) -> StreamedRun:
+    """Run the agent with `Runner.run_streamed`, collecting its text deltas.
+
+    Pass `deltas` to keep what streamed before the run raised.
+    """
     kwargs.setdefault("run_config", NO_TRACING)
     result = Runner.run_streamed(target, text, **kwargs)
-    deltas = []
+    collected = [] if deltas is None else deltas
     async for event in result.stream_events():
         if event.type == "raw_response_event" and event.data.type == "response.output_text.delta":
-            deltas.append(event.data.delta)
-    return StreamedRun(result, deltas)
+            collected.append(event.data.delta)
+    return StreamedRun(result, collected)
