@@ -52,20 +52,27 @@ def exporting_traces_to(server: ModelServer) -> Iterator[BatchTraceProcessor]:
     """Send the SDK's traces to the server's ingest endpoint for the block, then restore.
 
     The processor is the SDK's own `BatchTraceProcessor` + `BackendSpanExporter`, only with
-    the endpoint changed; call `force_flush()` on it to upload what is buffered.
+    the endpoint changed; call `force_flush()` on it to upload what is buffered. Tracing is
+    enabled for the block (the test run disables it globally with
+    OPENAI_AGENTS_DISABLE_TRACING); a run's own `RunConfig(tracing_disabled=True)` still wins.
     """
     exporter = BackendSpanExporter(
         api_key=TEST_API_KEY, endpoint=f"{server.base_url}/traces/ingest", max_retries=1
     )
     processor = BatchTraceProcessor(exporter)
-    # The provider keeps its processors privately; there is no public getter to restore from.
-    multi = get_trace_provider()._multi_processor  # type: ignore[attr-defined]
-    previous = list(multi._processors)
+    provider = get_trace_provider()
+    # The SDK has setters but no getters for these, so the previous values are read privately.
+    multi = provider._multi_processor  # type: ignore[attr-defined]
+    previous_processors = list(multi._processors)
+    previous_disabled = provider._manual_disabled  # type: ignore[attr-defined]
     multi.set_processors([processor])
+    provider.set_disabled(False)
     try:
         yield processor
     finally:
-        multi.set_processors(previous)
+        provider._manual_disabled = previous_disabled  # type: ignore[attr-defined]
+        provider._refresh_disabled_flag()  # type: ignore[attr-defined]
+        multi.set_processors(previous_processors)
         processor.shutdown()
         exporter.close()
 
