@@ -26,7 +26,6 @@ from tests.model_server.planner import (
 from tests.model_server.state import HangGate
 from tests.model_server.steps import (
     Drop,
-    EndsEarly,
     Hang,
     Interrupted,
     Malformed,
@@ -35,7 +34,7 @@ from tests.model_server.steps import (
     counting_text,
     split_words,
 )
-from tests.model_server.streaming import DROP, HANG, Frame, FrameResponse, Pause
+from tests.model_server.streaming import DROP, HANG, Frame, FrameResponse, Pause, json_response
 
 GARBAGE = b"data: <html><body>502 Bad Gateway</body></html>\n\n"
 
@@ -62,15 +61,7 @@ def render(step: Step, call: ModelCall, hangs: HangGate) -> ASGIApp:
     if call.stream:
         return FrameResponse(stream.frames(step), hangs)
     body = json.dumps(completion(step, call, stream.id), separators=(",", ":")).encode()
-    if isinstance(step, Malformed | EndsEarly):
-        # A body cut short: the status says success, the JSON does not parse.
-        body = body[: len(body) // 2]
-        return FrameResponse([body], hangs, media_type="application/json")
-    if isinstance(step, Hang | Drop):
-        cut = [] if isinstance(step, Hang) else [body[: len(body) // 2]]
-        frames = [*cut, HANG if isinstance(step, Hang) else DROP]
-        return FrameResponse(frames, hangs, media_type="application/json", content_length=len(body))
-    return FrameResponse([body], hangs, media_type="application/json", content_length=len(body))
+    return json_response(body, step, hangs)
 
 
 def completion(step: Step, call: ModelCall, completion_id: str) -> dict[str, Any]:

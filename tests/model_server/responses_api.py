@@ -24,7 +24,6 @@ from tests.model_server.planner import ModelCall, argument_pieces, completion_to
 from tests.model_server.state import HangGate
 from tests.model_server.steps import (
     Drop,
-    EndsEarly,
     Hang,
     Interrupted,
     Malformed,
@@ -33,7 +32,7 @@ from tests.model_server.steps import (
     counting_text,
     split_words,
 )
-from tests.model_server.streaming import DROP, HANG, Frame, FrameResponse, Pause
+from tests.model_server.streaming import DROP, HANG, Frame, FrameResponse, Pause, json_response
 
 GARBAGE = b"event: response.output_text.delta\ndata: <html>502 Bad Gateway</html>\n\n"
 
@@ -126,12 +125,7 @@ def render(
     body = json.dumps(
         response_object(call, response_id, output, usage(call, step), extra), separators=(",", ":")
     ).encode()
-    if isinstance(step, Malformed | EndsEarly):
-        return FrameResponse([body[: len(body) // 2]], hangs, media_type="application/json")
-    if isinstance(step, Hang | Drop):
-        frames = [HANG] if isinstance(step, Hang) else [body[: len(body) // 2], DROP]
-        return FrameResponse(frames, hangs, media_type="application/json", content_length=len(body))
-    return FrameResponse([body], hangs, media_type="application/json", content_length=len(body))
+    return json_response(body, step, hangs)
 
 
 class _Events:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from starlette.types import Receive, Scope, Send
 
 from tests.model_server.state import HangGate
+from tests.model_server.steps import Drop, EndsEarly, Hang, Malformed, Step
 
 
 class DropConnection(Exception):
@@ -111,3 +112,21 @@ class FrameResponse:
 async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+def json_response(body: bytes, step: Step, hangs: HangGate) -> FrameResponse:
+    """A non-streamed reply: the whole body, or broken the way an interrupting step says.
+
+    Malformed and EndsEarly send half the body with a 200 (the JSON does not parse); Hang
+    sends the headers and then nothing; Drop sends half the promised Content-Length and then
+    closes the connection.
+    """
+    half = body[: len(body) // 2]
+    if isinstance(step, Malformed | EndsEarly):
+        return FrameResponse([half], hangs, media_type="application/json")
+    frames: list[Frame] = [body]
+    if isinstance(step, Hang):
+        frames = [HANG]
+    elif isinstance(step, Drop):
+        frames = [half, DROP]
+    return FrameResponse(frames, hangs, media_type="application/json", content_length=len(body))
