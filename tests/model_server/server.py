@@ -23,7 +23,7 @@ from tests.model_server.streaming import hide_drop_logs
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 10.0
-GRACEFUL_SHUTDOWN_S = 1.0
+GRACEFUL_SHUTDOWN_S = 1
 """A stop waits this long for in-flight streams before cancelling them."""
 BACKLOG = 2048
 """Pending connections the listener queues: a benchmark opens a thousand streams at once."""
@@ -221,7 +221,9 @@ def serve_forever(
 
 
 def _listening_socket(port: int, host: str = HOST) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only then, and
+    # without it every response waits ~40 ms for a delayed ACK (Nagle).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
