@@ -31,6 +31,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-key", default=None, help="when set, other keys get 401")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated")
     parser.add_argument("--context-window", type=int, default=None, help="max prompt tokens")
+    parser.add_argument(
+        "--keep",
+        type=int,
+        default=10_000,
+        help="recorded requests and stored responses to keep (memory stays flat)",
+    )
     return parser.parse_args(argv)
 
 
@@ -55,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.stdout.flush()
 
-    serve_forever(config, host=args.host, port=args.port, on_ready=ready)
+    serve_forever(config, host=args.host, port=args.port, keep=args.keep, on_ready=ready)
 
 
 if __name__ == "__main__":

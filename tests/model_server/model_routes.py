@@ -93,7 +93,7 @@ async def responses(request: Request) -> Response | ASGIApp:
     if isinstance(step, Text) or tool_calls(step):
         output = responses_api.output_items(step)
         if body.get("store") is not False:
-            state.responses[response_id] = call.items + output
+            state.store_response(response_id, call.items + output)
         if conversation is not None:
             add_items(conversation, new_items + output)
     extra = {

@@ -70,15 +70,16 @@ class ModelServer:
     step queued, the server answers from its `ServerConfig` (the offline grammar by default).
     """
 
-    def __init__(self, *, port: int = 0, **config: Any) -> None:
+    def __init__(self, *, port: int = 0, keep: int | None = None, **config: Any) -> None:
         """Create a stopped server.
 
         Args:
             port: The port to listen on; 0 picks a free one (and keeps it across restarts).
+            keep: Recorded requests and stored responses to keep; None keeps all.
             **config: `ServerConfig` fields: api_key, models, mode, tokens, token_delay,
                 context_window.
         """
-        self.state = ServerState(config=ServerConfig(**config))
+        self.state = ServerState(config=ServerConfig(**config), keep=keep)
         self.port = port
         self._server: _Uvicorn | None = None
         self._thread: threading.Thread | None = None
@@ -207,12 +208,19 @@ class ModelServer:
 
 
 def serve_forever(
-    config: ServerConfig, *, host: str, port: int, on_ready: Callable[[str], None]
+    config: ServerConfig,
+    *,
+    host: str,
+    port: int,
+    keep: int | None,
+    on_ready: Callable[[str], None],
 ) -> None:
     """Serve in this thread until SIGINT/SIGTERM (uvicorn's handlers); for the CLI."""
     sock = _listening_socket(port, host)
     base_url = f"http://{host}:{sock.getsockname()[1]}/v1"
-    server = _Uvicorn(ServerState(config=config), loop="auto", on_ready=lambda: on_ready(base_url))
+    server = _Uvicorn(
+        ServerState(config=config, keep=keep), loop="auto", on_ready=lambda: on_ready(base_url)
+    )
     hide_drop_logs()
     try:
         server.run(sockets=[sock])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from tests.model_server.conversations import ConversationStore
-from tests.model_server.steps import Step, ToolCall, ToolCalls
+from tests.model_server.steps import Step, ToolCall, as_step
 
 DEFAULT_MODELS = ("gpt-5-mini", "gpt-4.1-mini", "gpt-4o-mini", "llama3.2")
 """Models the server knows; the app's default MODEL is first. Others get 404 model_not_found."""
@@ -98,17 +98,22 @@ class ServerState:
     """
 
     config: ServerConfig = field(default_factory=ServerConfig)
+    keep: int | None = None
+    """Recorded requests, trace uploads and stored responses to keep; None keeps all. A long
+    benchmark run sets a bound so the server's memory stays flat."""
     hangs: HangGate = field(default_factory=HangGate)
     conversations: ConversationStore = field(default_factory=ConversationStore)
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _default_config: ServerConfig = field(init=False)
     _queue: deque[Step] = field(default_factory=deque)
-    _requests: list[RecordedRequest] = field(default_factory=list)
-    _traces: list[dict[str, Any]] = field(default_factory=list)
+    _requests: deque[RecordedRequest] = field(init=False)
+    _traces: deque[dict[str, Any]] = field(init=False)
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def __post_init__(self) -> None:
         self._default_config = self.config
+        self._requests = deque(maxlen=self.keep)
+        self._traces = deque(maxlen=self.keep)
 
     def configure(self, **changes: Any) -> None:
         """Change config fields for this server until the next `reset()`."""
@@ -118,8 +123,7 @@ class ServerState:
     def enqueue(self, *steps: Step | Iterable[ToolCall]) -> None:
         """Queue replies for the next model requests; a list of ToolCalls is one parallel reply."""
         with self._changed:
-            for step in steps:
-                self._queue.append(step if _is_step(step) else ToolCalls(tuple(step)))  # type: ignore[arg-type]
+            self._queue.extend(as_step(step) for step in steps)
 
     def next_step(self) -> Step | None:
         with self._changed:
@@ -135,6 +139,12 @@ class ServerState:
         with self._changed:
             self._requests.append(request)
             self._changed.notify_all()
+
+    def store_response(self, response_id: str, items: list[dict[str, Any]]) -> None:
+        """Keep a response's full history for `previous_response_id` (the oldest go first)."""
+        self.responses[response_id] = items
+        if self.keep is not None and len(self.responses) > self.keep:
+            del self.responses[next(iter(self.responses))]
 
     def record_trace(self, payload: dict[str, Any]) -> None:
         with self._changed:
@@ -167,7 +177,3 @@ class ServerState:
             self.conversations.clear()
             self.responses.clear()
         self.hangs.release()
-
-
-def _is_step(value: object) -> bool:
-    return not isinstance(value, list | tuple)

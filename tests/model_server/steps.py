@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -211,3 +211,10 @@ class EndsEarly:
 Step = Text | ToolCall | ToolCalls | HttpError | Malformed | Hang | Drop | EndsEarly
 Interrupted = Malformed | Hang | Drop | EndsEarly
 """Steps that start a normal text stream and then fail in a particular way."""
+
+
+def as_step(value: Step | Iterable[ToolCall]) -> Step:
+    """A step as given, or a list of ToolCalls as one parallel reply."""
+    if isinstance(value, Step):
+        return value
+    return ToolCalls(tuple(value))

@@ -100,6 +100,24 @@ class TestLifecycle:
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/v1/models")
 
+    def test_keep_bounds_what_a_long_run_remembers(self) -> None:
+        with ModelServer(keep=2) as server:
+            client = openai.OpenAI(base_url=server.base_url, api_key="sk-any", max_retries=0)
+            ids = [
+                client.responses.create(model=MODEL, input=f"remember that n is {n}").id
+                for n in range(3)
+            ]
+            assert [r.body["input"] for r in server.requests] == [
+                "remember that n is 1",
+                "remember that n is 2",
+            ]
+            with pytest.raises(openai.BadRequestError):
+                client.responses.create(model=MODEL, input="hi", previous_response_id=ids[0])
+            recall = client.responses.create(
+                model=MODEL, input="what did I ask you to remember?", previous_response_id=ids[2]
+            )
+            assert recall.output_text == "You asked me to remember: that n is 2."
+
     def test_a_hung_stream_ends_when_the_server_stops(self, model_server) -> None:
         model_server.enqueue(Hang(after_tokens=1))
         with httpx.stream(
