@@ -16,7 +16,7 @@ In tests use the `model_server` fixture (`tests/model_server/fixtures.py`); else
 """
 
 from tests.model_server.history import estimate_tokens
-from tests.model_server.server import ModelServer, running_model_server
+from tests.model_server.server import ModelServer
 from tests.model_server.state import DEFAULT_MODELS, RecordedRequest, ServerConfig
 from tests.model_server.steps import (
     Drop,
@@ -45,5 +45,4 @@ __all__ = [
     "ToolCall",
     "ToolCalls",
     "estimate_tokens",
-    "running_model_server",
 ]

@@ -8,10 +8,9 @@ exactly as it would against a real provider that went down and came back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import uvicorn
@@ -241,10 +240,3 @@ def _listening_socket(port: int, host: str = HOST) -> socket.socket:
     sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
-
-
-@contextlib.contextmanager
-def running_model_server(**config: Any) -> Iterator[ModelServer]:
-    """A started `ModelServer` for the duration of the block."""
-    with ModelServer(**config) as server:
-        yield server
