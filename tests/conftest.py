@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -23,6 +24,10 @@ os.environ.update(
         "MODEL_PROVIDER": "offline",
         "AUTH_JWT_SECRET": "test-secret-that-is-long-enough-for-hs256-0123456789",
         "LOG_LEVEL": "WARNING",
+        # The SDK's default trace exporter posts to api.openai.com whenever a run is traced
+        # (the app traces when OPENAI_API_KEY is set), whatever OPENAI_BASE_URL says; no test
+        # may do that. A test that wants traces sends them to the model server instead.
+        "OPENAI_AGENTS_DISABLE_TRACING": "1",
     }
 )
 os.environ.pop("OPENAI_API_KEY", None)
@@ -46,6 +51,9 @@ from app.services.users import get_or_create_user
 from tests.database import TestDatabase, provision_test_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The scripted OpenAI-compatible model server (`model_server`, `model_client`).
+pytest_plugins = ["tests.model_server.fixtures"]
 
 
 @pytest.fixture(scope="session")
@@ -133,21 +141,48 @@ async def client(running: RunningApp) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def is_loopback_url(url: object) -> bool:
+    """True for http(s) URLs on this machine: the model server, never a provider."""
+    parsed = urlsplit(str(url))
+    return parsed.scheme in ("http", "https", "ws", "wss") and parsed.hostname in LOOPBACK_HOSTS
+
+
 @pytest.fixture(autouse=True)
 def disable_real_model_clients(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Fail any test that builds a network model client: tests never reach a provider."""
+    """Fail any test that builds an OpenAI client aimed off this machine.
+
+    Clients of the scripted model server (`tests/model_server`, on 127.0.0.1) are allowed;
+    the default `api.openai.com`, or any other remote base URL, fails the test. The check
+    runs after the client's own constructor, so it sees the URL the client really resolved
+    (argument, `OPENAI_BASE_URL` or the default). `allow_model_client` lifts the guard.
+    """
     if request.node.get_closest_marker("allow_model_client"):
         return
 
-    def _refuse(*_: object, **__: object) -> None:
-        pytest.fail("A test built a real network model client (openai.AsyncOpenAI)")
-
     import openai
 
-    monkeypatch.setattr(openai.AsyncOpenAI, "__init__", _refuse)
-    monkeypatch.setattr(openai.OpenAI, "__init__", _refuse)
+    def _guard(client_class: type[Any]) -> None:
+        original = client_class.__init__
+
+        def _checked(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            urls = [self.base_url, getattr(self, "websocket_base_url", None)]
+            remote = [str(url) for url in urls if url is not None and not is_loopback_url(url)]
+            if remote:
+                pytest.fail(
+                    f"A test built a real network model client (openai) for {remote[0]}; "
+                    "aim it at the model_server fixture instead"
+                )
+
+        monkeypatch.setattr(client_class, "__init__", _checked)
+
+    _guard(openai.AsyncOpenAI)
+    _guard(openai.OpenAI)
 
 
 @pytest.fixture
