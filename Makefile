@@ -57,6 +57,7 @@ fuzz: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check backend tests bench scripts
 	$(BIN)/ruff format --check backend tests bench scripts
+	cd backend && ../$(BIN)/lint-imports --config ../pyproject.toml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

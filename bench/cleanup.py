@@ -132,7 +132,7 @@ async def _seed(db: Any, store: Any, n: int) -> list[tuple[uuid.UUID, uuid.UUID]
 
 
 async def _stats(db: Any, reps: int) -> tuple[list[float], bool]:
-    real = _find("app.services.sessions", ("session_stats",), ("db", "max_items"))
+    real = _find("app.services.memory_records", ("memory_totals",), ("db", "max_items"))
     samples = []
     for _ in range(reps + 1):
         start = time.perf_counter()
@@ -178,7 +178,7 @@ async def _standin_cleanup(db: Any, store: Any, count: int) -> int:
 
 async def w6(root: Path, database: Database, n: int, stats_reps: int) -> tuple:
     """Stats over n conversations and cleanup of the n/2 least recently used."""
-    from app.assistant.memory import AgentMemoryStore
+    from app.memory import AgentMemoryStore
     from app.config import load_settings
     from app.db import create_engine, create_sessionmaker
 
@@ -198,7 +198,7 @@ async def w6(root: Path, database: Database, n: int, stats_reps: int) -> tuple:
         job = _find("app.scheduler.jobs", ("cleanup_sessions", "cleanup"), ("older_than_days",))
         ctx = None
         if job is not None:
-            from app.scheduler.jobs import JobContext
+            from app.scheduler.context import JobContext
 
             ctx = JobContext(sessionmaker=db, memory_store=store, settings=settings)
         writer = _Writer(store, live)
@@ -245,7 +245,8 @@ async def _prune_sweep(db: Any, store: Any, settings: Any, *, over: int) -> dict
     exactly those files (turn-aligned prune, WAL checkpoint, bookkeeping).
     """
     from app.models import Conversation, MemoryState
-    from app.scheduler.jobs import JobContext, prune
+    from app.scheduler.context import JobContext
+    from app.scheduler.jobs import prune
 
     async with db() as session:
         chosen = (
@@ -289,7 +290,7 @@ def _rows(
     stats_row = Row("6", f"stats over {n:,} conversations", "T", s["median_ms"], s["p95_ms"])
     stats_row.target, stats_row.met = "p95 <= 50 ms", s["p95_ms"] <= 50
     stats_row.note = (
-        "app.services.sessions.session_stats (one SQL query on the bookkeeping columns)"
+        "app.services.memory_records.memory_totals (one SQL query on the bookkeeping columns)"
         if facts["real_stats"]
         else "STAND-IN: one aggregate SQL query over the conversations bookkeeping columns"
     )

@@ -19,7 +19,7 @@ from typing import Any
 from agents import SQLiteSession
 from agents.memory import Session, SessionSettings
 
-from app.assistant.memory import AgentMemoryStore
+from app.memory import AgentMemoryStore
 
 Conv = tuple[uuid.UUID, uuid.UUID]  # (user_id, conversation_id)
 

@@ -41,12 +41,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp
 
-from app.assistant.memory import AgentMemoryStore
+from app.memory import AgentMemoryStore
 from app.auth import TokenService
 from app.config import Settings, load_settings
 from app.db import SessionMaker, create_engine, session_scope
 from app.main import create_app
-from app.services.chat import TurnRunner
+from app.turns.runner import TurnRunner
 from app.services.users import get_or_create_user
 from tests.database import TestDatabase, provision_test_database
 

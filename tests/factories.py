@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 import sqlalchemy as sa
 
-from app.models import Conversation
+from app.models import Thread
 from app.models.base import utc_now
 from tests.sse import send
 
@@ -35,13 +35,13 @@ async def age_thread(sessionmaker, thread_id: str | uuid.UUID, *, days: float) -
     """Move a thread's last activity `days` into the past (the clock is not touched)."""
     async with sessionmaker() as db:
         await db.exec(
-            sa.update(Conversation)
-            .where(Conversation.id == uuid.UUID(str(thread_id)))
+            sa.update(Thread)
+            .where(Thread.id == uuid.UUID(str(thread_id)))
             .values(last_activity_at=utc_now() - timedelta(days=days))
         )
         await db.commit()
 
 
-async def conversation_row(sessionmaker, thread_id: str | uuid.UUID) -> Conversation:
+async def thread_row(sessionmaker, thread_id: str | uuid.UUID) -> Thread:
     async with sessionmaker() as db:
-        return await db.get_one(Conversation, uuid.UUID(str(thread_id)))
+        return await db.get_one(Thread, uuid.UUID(str(thread_id)))

@@ -10,7 +10,7 @@ from app import schema
 from app.db import create_engine
 from tests.database import drop_database, recreate_database
 
-TABLES = {"users", "conversations", "messages", "tasks", "maintenance_runs"}
+TABLES = {"users", "threads", "messages", "tasks", "maintenance_runs"}
 
 
 async def table_names(engine) -> set[str]:
@@ -33,8 +33,8 @@ class TestMigrations:
             await schema.upgrade(engine)
             assert await schema.is_at_head(engine)
             assert await table_names(engine) >= TABLES
-            assert "ix_conversations_user_recency" in await index_names(engine, "conversations")
-            assert "ix_messages_conversation_time" in await index_names(engine, "messages")
+            assert "ix_threads_user_recency" in await index_names(engine, "threads")
+            assert "ix_messages_thread_time" in await index_names(engine, "messages")
             await schema.downgrade(engine, "base")
             assert await schema.current_revision(engine) is None
             assert not TABLES & await table_names(engine)
@@ -53,7 +53,7 @@ class TestMigrations:
         async with running.sessionmaker() as db:
             await db.exec(
                 text(
-                    "INSERT INTO messages (id, conversation_id, role, content, created_at) "
+                    "INSERT INTO messages (id, thread_id, role, content, created_at) "
                     "VALUES (gen_random_uuid(), :c, 'user', 'hi', now())"
                 ).bindparams(c=uuid.UUID(thread["id"]))
             )
@@ -63,7 +63,7 @@ class TestMigrations:
         ).status_code == 204
         async with running.sessionmaker() as db:
             left = await db.exec(
-                text("SELECT count(*) FROM messages WHERE conversation_id = :c").bindparams(
+                text("SELECT count(*) FROM messages WHERE thread_id = :c").bindparams(
                     c=uuid.UUID(thread["id"])
                 )
             )

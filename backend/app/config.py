@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: Annotated[int, Field(ge=0, le=3600)] = 60
     AUTO_MIGRATE: bool = False
 
-    # Agent memory (SQLite, one file per user per conversation).
+    # Agent memory (SQLite, one file per user per thread).
     AGENT_SESSION_DIR: Path | None = None
     AGENT_SESSION_MAX_MESSAGES: Annotated[int, Field(ge=2)] = 200
     AGENT_SESSION_READ_LIMIT: PositiveInt = 100

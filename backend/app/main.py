@@ -7,41 +7,33 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
-from agents.memory import SessionSettings
 from agents.models.interface import Model
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from fastapi import FastAPI
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import schema
 from app.api import health, metrics
 from app.api.router import api_router
-from app.assistant.agent import build_agent
-from app.assistant.memory import AgentMemoryStore
 from app.auth import TokenService
-from app.config import ConfigError, Settings, get_settings
-from app.db import (
-    DatabaseTimeouts,
-    SessionMaker,
-    create_engine,
-    create_sessionmaker,
-    redact_url,
+from app.bootstrap import (
+    build_job_context,
+    build_memory_store,
+    build_turn_runner,
+    open_database,
 )
-from app.embedded_db import EmbeddedPostgres, start_embedded
+from app.config import Settings, get_settings
+from app.db import SessionMaker
 from app.errors import register_exception_handlers
 from app.logging import configure_logging
+from app.memory import AgentMemoryStore
 from app.metrics import MetricsMiddleware
 from app.middleware import BodySizeLimitMiddleware
-from app.scheduler.jobs import JobContext
+from app.scheduler.context import JobContext
 from app.scheduler.registry import build_scheduler, run_job
-from app.services.chat import TurnRunner
 from app.services.users import UserIdCache
+from app.turns.runner import TurnRunner
 
 logger = logging.getLogger(__name__)
-
-# Any fixed 64-bit number: it serializes concurrent migrations from several workers.
-MIGRATION_LOCK_ID = 7_341_902_118
 
 
 class State(TypedDict):
@@ -55,74 +47,15 @@ class State(TypedDict):
     scheduler: AsyncIOScheduler | None
 
 
-async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
-    """Bring the schema to head, or refuse to start when that is not allowed.
-
-    Raises:
-        ConfigError: the database is behind and AUTO_MIGRATE is off.
-    """
-    if await schema.is_at_head(engine):
-        return
-    if not migrate:
-        current = await schema.current_revision(engine)
-        raise ConfigError(
-            f"Database schema is at {current or 'an empty database'}, the code needs "
-            f"{schema.head_revision()}: run `make migrate` (or set AUTO_MIGRATE=true)"
-        )
-    async with engine.connect() as conn, conn.begin():
-        # Held by this transaction while another connection migrates, so a second worker
-        # waits, then sees head; transaction-scoped, so it works through a pooler too.
-        await schema.lift_timeouts(conn)
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
-        if not await schema.is_at_head(engine):
-            logger.info("Migrating the database schema to %s", schema.head_revision())
-            await schema.upgrade(engine)
-
-
-async def open_database(settings: Settings) -> tuple[AsyncEngine, EmbeddedPostgres | None]:
-    """Connect to DATABASE_URL, or start the embedded server when it is unset."""
-    embedded = None
-    if settings.DATABASE_URL:
-        url = settings.DATABASE_URL
-        logger.info("Using PostgreSQL at %s", redact_url(url))
-    else:
-        embedded = await start_embedded(settings.embedded_pgdata_dir)
-        url = embedded.url
-    engine = create_engine(
-        url,
-        pool_size=settings.DATABASE_POOL_SIZE,
-        connect_timeout_s=settings.DATABASE_CONNECT_TIMEOUT_SECONDS,
-        pool_timeout_s=settings.DATABASE_POOL_TIMEOUT_SECONDS,
-        timeouts=DatabaseTimeouts(
-            statement=settings.DATABASE_STATEMENT_TIMEOUT_SECONDS,
-            lock=settings.DATABASE_LOCK_TIMEOUT_SECONDS,
-            idle_in_transaction=settings.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS,
-        ),
-    )
-    return engine, embedded
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     settings: Settings = app.state.settings
-    engine, embedded = await open_database(settings)
-    try:
-        await ensure_schema(engine, migrate=embedded is not None or settings.AUTO_MIGRATE)
-        sessionmaker = create_sessionmaker(engine)
-        memory_store = AgentMemoryStore(
-            settings.agent_session_dir,
-            busy_timeout_ms=settings.AGENT_SESSION_BUSY_TIMEOUT_MS,
-            session_settings=SessionSettings(limit=settings.AGENT_SESSION_READ_LIMIT),
-            pool_size=settings.AGENT_SESSION_POOL_SIZE,
+    async with open_database(settings) as database:
+        memory_store = build_memory_store(settings)
+        turn_runner = build_turn_runner(
+            settings, database, memory_store, model=app.state.model_override
         )
-        agent = build_agent(settings, model=app.state.model_override)
-        logger.info("Agent model: %s (%s)", settings.model_provider, agent.model)
-        turn_runner = TurnRunner(
-            sessionmaker=sessionmaker, memory_store=memory_store, agent=agent, settings=settings
-        )
-        job_context = JobContext(
-            sessionmaker=sessionmaker, memory_store=memory_store, settings=settings
-        )
+        job_context = build_job_context(settings, database, memory_store)
         scheduler = build_scheduler(job_context) if settings.SCHEDULER_ENABLED else None
         if scheduler is not None:
             scheduler.start()
@@ -134,8 +67,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
                 id="reconcile-on-startup",
             )
         yield State(
-            engine=engine,
-            sessionmaker=sessionmaker,
+            engine=database.engine,
+            sessionmaker=database.sessionmaker,
             memory_store=memory_store,
             token_service=TokenService.from_settings(settings),
             turn_runner=turn_runner,
@@ -147,10 +80,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
             scheduler.shutdown(wait=False)
         await turn_runner.aclose()
         memory_store.close()
-    finally:
-        await engine.dispose()
-        if embedded is not None:
-            embedded.stop()
 
 
 def create_app(settings: Settings | None = None, *, model: Model | None = None) -> FastAPI:

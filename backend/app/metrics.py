@@ -68,7 +68,7 @@ for _reason in RECOVERY_REASONS:  # export zeros, so rate() and alerts work from
 JOB_RUNS = Counter("threadkeeper_job_runs_total", "Maintenance job runs", ["job", "status"])
 ACTIVE_SESSIONS = Gauge(
     "threadkeeper_memory_active_sessions",
-    "Conversations with a live memory file",
+    "Threads with a live memory file",
     multiprocess_mode="max",
 )
 MEMORY_BYTES = Gauge(
@@ -124,10 +124,13 @@ class MetricsMiddleware:
 
 
 def _route_template(scope: Scope) -> str:
-    """The matched path with parameter values put back as `{name}`, or "unmatched"."""
-    if scope.get("route") is None:
-        return "unmatched"
-    path = str(scope.get("root_path", "")) + str(scope["path"])
-    for name, value in (scope.get("path_params") or {}).items():
-        path = path.replace(str(value), "{" + name + "}", 1)
-    return path
+    """The matched route's template (`/api/threads/{thread_id}`), or "unmatched".
+
+    Taken from what the router matched, never rebuilt from the path: substituting parameter
+    values back once turned `/api/admin/jobs/admin/run` into `/api/a{name}/jobs/dmin/run`.
+    FastAPI keeps a route of an included router with its own path (without the prefix) in
+    `scope["route"]`, and the full template in the context it matched it with.
+    """
+    matched = (scope.get("fastapi") or {}).get("effective_route_context")
+    path = getattr(matched, "path", None) or getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "unmatched"

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.factories import age_thread, conversation_row, thread_with_turns
+from tests.factories import age_thread, thread_row, thread_with_turns
 
 ADMIN_CALLS = [
     ("GET", "/api/admin/sessions/stats"),
@@ -67,10 +67,10 @@ class TestAdminOperations:
         dry = (await client.post("/api/admin/sessions/cleanup?dry_run=true", headers=admin)).json()
         assert dry["status"] == "succeeded"
         assert dry["counts"]["would_delete"] >= 1
-        assert (await conversation_row(running.sessionmaker, thread_id)).memory_state == "active"
+        assert (await thread_row(running.sessionmaker, thread_id)).memory_state == "active"
         done = (await client.post("/api/admin/sessions/cleanup", headers=admin)).json()
         assert done["counts"]["deleted"] >= 1
-        assert (await conversation_row(running.sessionmaker, thread_id)).memory_state == "expired"
+        assert (await thread_row(running.sessionmaker, thread_id)).memory_state == "expired"
         runs = (await client.get("/api/admin/maintenance-runs?job=cleanup", headers=admin)).json()[
             "data"
         ]
@@ -81,7 +81,7 @@ class TestAdminOperations:
         thread_id = await thread_with_turns(client, alice, "remember that the cat is grey")
         cleared = await client.post(f"/api/admin/sessions/{thread_id}/clear", headers=admin)
         assert cleared.json()["deleted_file"] is True
-        row = await conversation_row(running.sessionmaker, thread_id)
+        row = await thread_row(running.sessionmaker, thread_id)
         assert (row.memory_state, row.memory_item_count) == ("empty", 0)
         rebuilt = await client.post(f"/api/admin/sessions/{thread_id}/rebuild", headers=admin)
         assert rebuilt.json()["items"] == 2
@@ -94,7 +94,7 @@ class TestAdminOperations:
             f"/api/admin/sessions/{thread_id}/prune?dry_run=true", headers=admin
         )
         assert response.json() == {"dry_run": True, "would_check": 1}
-        assert (await conversation_row(running.sessionmaker, thread_id)).memory_item_count == 4
+        assert (await thread_row(running.sessionmaker, thread_id)).memory_item_count == 4
 
     async def test_absurd_age_limit_is_422_not_a_failed_job(self, client, admin) -> None:
         response = await client.post(

@@ -78,10 +78,10 @@ class TestStreamedTurn:
         thread = (await client.get(f"/api/threads/{thread_id}", headers=alice)).json()
         assert thread["message_count"] == 2
         assert thread["last_activity_at"] >= logged[-1]["created_at"]
-        from app.models import Conversation
+        from app.models import Thread
 
         async with running.sessionmaker() as db:
-            row = await db.get_one(Conversation, uuid.UUID(thread_id))
+            row = await db.get_one(Thread, uuid.UUID(thread_id))
         assert row.memory_state == "active"
         assert row.memory_item_count == len(await memory_items(running, alice, thread_id)) == 2
         assert row.memory_bytes > 0

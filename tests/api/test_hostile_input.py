@@ -181,3 +181,13 @@ class TestLastResortErrors:
         assert response.status_code == 500
         assert response.headers["content-type"] == "application/json"
         assert response.json() == {"error": "InternalError", "detail": "Internal error"}
+
+
+class TestRouteLabels:
+    async def test_route_labels_are_the_route_templates(self, client, auth_for) -> None:
+        # A job named "admin": rebuilding the label from the path once gave /api/a{name}/...
+        admin = auth_for("ops", admin=True)
+        assert (await client.post("/api/admin/jobs/admin/run", headers=admin)).status_code == 404
+        text = (await client.get("/metrics")).text
+        assert 'method="POST",route="/api/admin/jobs/{name}/run",status="404"' in text
+        assert "/api/a{name}" not in text

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from agents.testing import ModelStep, ScriptedModel, assistant_message
 
-from app.models import Conversation
+from app.models import Thread
 from tests.conftest import RunningApp, start_app
 from tests.sse import iter_events, reply_text, send
 
@@ -48,8 +48,8 @@ async def _lapse_lease(running: RunningApp, thread_id: str) -> None:
     """What an outage longer than the lease leaves behind: a turn whose lease has expired."""
     async with running.sessionmaker() as db:
         await db.exec(
-            sa.update(Conversation)
-            .where(Conversation.id == uuid.UUID(thread_id))
+            sa.update(Thread)
+            .where(Thread.id == uuid.UUID(thread_id))
             .values(active_turn_expires_at=sa.func.now() - sa.text("interval '1 second'"))
         )
         await db.commit()

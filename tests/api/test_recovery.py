@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from app.metrics import RECOVERIES
-from app.models import Conversation, Message
+from app.models import Thread, Message
 from app.models.base import utc_now
 from app.scheduler import jobs
-from tests.factories import conversation_row, thread_with_turns
+from tests.factories import thread_row, thread_with_turns
 from tests.sse import reply_text, send
 
 
@@ -109,7 +109,7 @@ class TestLockedFile:
             "remember that locks happen",
             "Got it — I'll remember that locks happen.",
         ]
-        assert (await conversation_row(running.sessionmaker, thread_id)).active_turn_id is None
+        assert (await thread_row(running.sessionmaker, thread_id)).active_turn_id is None
         assert "locks happen" in reply_text(
             await send(client, thread_id, "what did I ask you to remember?", alice)
         )
@@ -119,12 +119,12 @@ async def simulate_crash_mid_turn(running, headers, thread_id: str, text: str) -
     """What kill -9 leaves: the user message committed, memory holding a half turn, a lease."""
     me = await running.user_id(headers)
     async with running.sessionmaker() as db:
-        conversation = await db.get_one(Conversation, uuid.UUID(thread_id))
-        db.add(Message(conversation_id=conversation.id, role="user", content=text))
-        conversation.message_count += 1  # as the real insert does, in the same transaction
-        conversation.active_turn_id = uuid.uuid4()
-        conversation.active_turn_expires_at = utc_now() - timedelta(seconds=1)
-        db.add(conversation)
+        thread = await db.get_one(Thread, uuid.UUID(thread_id))
+        db.add(Message(thread_id=thread.id, role="user", content=text))
+        thread.message_count += 1  # as the real insert does, in the same transaction
+        thread.active_turn_id = uuid.uuid4()
+        thread.active_turn_expires_at = utc_now() - timedelta(seconds=1)
+        db.add(thread)
         await db.commit()
     async with running.memory_store.open(me, uuid.UUID(thread_id)) as memory:
         await memory.add_items(
@@ -175,8 +175,8 @@ class TestCrashedTurn:
         thread_id = await thread_with_turns(client, alice, "remember that leases expire")
         async with running.sessionmaker() as db:
             await db.exec(
-                sa.update(Conversation)
-                .where(Conversation.id == uuid.UUID(thread_id))
+                sa.update(Thread)
+                .where(Thread.id == uuid.UUID(thread_id))
                 .values(
                     active_turn_id=uuid.uuid4(),
                     active_turn_expires_at=utc_now() + timedelta(minutes=1),
@@ -189,8 +189,8 @@ class TestCrashedTurn:
         assert blocked.status_code == 409
         async with running.sessionmaker() as db:
             await db.exec(
-                sa.update(Conversation)
-                .where(Conversation.id == uuid.UUID(thread_id))
+                sa.update(Thread)
+                .where(Thread.id == uuid.UUID(thread_id))
                 .values(active_turn_expires_at=utc_now() - timedelta(seconds=1))
             )
             await db.commit()

@@ -459,7 +459,7 @@ class TestMemoryFromHistory:
         )
 
     async def test_without_history_nothing_is_remembered(self) -> None:
-        fresh = SQLiteSession("other-conversation", ":memory:")
+        fresh = SQLiteSession("other-thread", ":memory:")
         result = await Runner.run(
             TaskBook().agent(),
             "what did I ask you to remember",
@@ -492,7 +492,7 @@ class TestFirstMessage:
 
     async def test_says_when_this_is_the_first_message(self) -> None:
         text = only_text(await respond("what did I say first"))
-        assert text == "This is the first thing you've said in this conversation."
+        assert text == "This is the first thing you've said in this thread."
 
 
 class TestHelpAndFallback:

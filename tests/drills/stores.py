@@ -38,7 +38,7 @@ class Log:
     def messages(self, thread_id: str) -> list[dict[str, Any]]:
         """A thread's log, oldest first, as the API orders it."""
         return self._query(
-            "SELECT id, role, content, metadata FROM messages WHERE conversation_id = %s "
+            "SELECT id, role, content, metadata FROM messages WHERE thread_id = %s "
             "ORDER BY created_at, id",
             (thread_id,),
         )
@@ -46,7 +46,7 @@ class Log:
     def user_texts(self, thread_id: str) -> list[str]:
         return [str(m["content"]) for m in self.messages(thread_id) if m["role"] == "user"]
 
-    def conversation(self, thread_id: str) -> dict[str, Any]:
+    def thread(self, thread_id: str) -> dict[str, Any]:
         (row,) = self._query(
             "SELECT id, user_id, message_count, memory_state, memory_item_count, "
             "active_turn_id, active_turn_expires_at, "

@@ -123,7 +123,7 @@ class TestCorruption:
             for label, (corrupt, _) in CASES.items():
                 path = memory_path(server.session_dir, user_id, refs[label].thread_id)
                 assert path.exists(), f"{label}: no memory file before the drill"
-                assert log.conversation(refs[label].thread_id)["memory_state"] == "active"
+                assert log.thread(refs[label].thread_id)["memory_state"] == "active"
                 wal = Path(f"{path}-wal")
                 # The stopped server closed the file, so the WAL was folded in: the drill
                 # corrupts the whole memory, not a copy that a WAL would mask.
@@ -161,7 +161,7 @@ class TestCorruption:
                 isinstance(i, dict) for i in items
             ):
                 problems.append(f"{label}: memory after recovery {items} vs the log")
-            if log.conversation(ref.thread_id)["memory_item_count"] != len(items):
+            if log.thread(ref.thread_id)["memory_item_count"] != len(items):
                 problems.append(f"{label}: bookkeeping does not match {len(items)} items")
             figures.append(
                 f"{label} ({sizes[label]} B): recall {recall.status}/"

@@ -218,7 +218,7 @@ class TestCrash:
             )
             all_free_after = time.monotonic() - restarted
         stuck = [
-            f"{ref.thread_id}: {outcome.describe()} lease {log.conversation(ref.thread_id)}"
+            f"{ref.thread_id}: {outcome.describe()} lease {log.thread(ref.thread_id)}"
             for ref, (outcome, _) in zip(refs, finals, strict=True)
             if not outcome.ok
         ]
@@ -252,7 +252,7 @@ def bookkeeping_violations(
     """After a completed turn in every thread, the row mirrors its memory file exactly."""
     problems = []
     for ref in refs:
-        row = log.conversation(ref.thread_id)
+        row = log.thread(ref.thread_id)
         path = memory_path(server.session_dir, log.user_id(ref.subject), ref.thread_id)
         items = read_memory(path) if path.exists() else []
         tally.memory_turns += len(user_items(items))

@@ -2,7 +2,7 @@
 
 No errors; PostgreSQL holds exactly the expected log (each thread 40 messages, user/assistant
 alternating, the offline model's exact replies); every memory file matches its log and the
-bookkeeping mirrored on the conversation row.
+bookkeeping mirrored on the thread row.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def check_thread(
             f"first difference at {diff}: {got[diff] if diff is not None else None!r} "
             f"vs {want[diff] if diff is not None else None!r}"
         )
-    row = log.conversation(ref.thread_id)
+    row = log.thread(ref.thread_id)
     if row["message_count"] != len(want) or row["active_turn_id"] is not None:
         problems.append(f"thread {ref.thread_id}: bookkeeping {row}")
     path = memory_path(session_dir, log.user_id(ref.subject), ref.thread_id)

@@ -15,10 +15,10 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from app.models import MaintenanceRun, RunStatus
 from app.models.base import utc_now
 from app.scheduler import jobs
-from app.scheduler.jobs import JobContext
+from app.scheduler.context import JobContext
 from app.scheduler.registry import JOBS, build_scheduler, lock_key, run_job
 from tests.conftest import start_app
-from tests.factories import age_thread, conversation_row, create_thread, thread_with_turns
+from tests.factories import age_thread, thread_row, create_thread, thread_with_turns
 from tests.sse import reply_text, send
 
 
@@ -53,7 +53,7 @@ class TestPruneAfterEveryTurn:
         assert items[0] == {"role": "user", "content": "remember that b is 2"}
         assert len(items) == 6
         assert [i.get("type") for i in items[3:5]] == ["function_call", "function_call_output"]
-        row = await conversation_row(running.sessionmaker, thread_id)
+        row = await thread_row(running.sessionmaker, thread_id)
         assert row.memory_item_count == 6
         assert row.memory_pruned_at is not None
         # The log keeps everything: only memory is bounded.
@@ -79,8 +79,8 @@ class TestCleanup:
         assert not old_path.exists()
         assert list(old_path.parent.glob(f"{old}*")) == []
         assert fresh_path.exists()
-        assert (await conversation_row(running.sessionmaker, old)).memory_state == "expired"
-        assert (await conversation_row(running.sessionmaker, fresh)).memory_state == "active"
+        assert (await thread_row(running.sessionmaker, old)).memory_state == "expired"
+        assert (await thread_row(running.sessionmaker, fresh)).memory_state == "active"
         messages = (await client.get(f"/api/threads/{old}/messages", headers=alice)).json()["data"]
         assert len(messages) == 2
 
@@ -103,7 +103,7 @@ class TestCleanup:
         summary = await jobs.cleanup(job_context(running), dry_run=True)
         assert summary["would_delete"] >= 1
         assert memory_path(running, await running.user_id(alice), thread_id).exists()
-        assert (await conversation_row(running.sessionmaker, thread_id)).memory_state == "active"
+        assert (await thread_row(running.sessionmaker, thread_id)).memory_state == "active"
 
     async def test_retention_zero_disables_cleanup(self, settings_factory, alice) -> None:
         async with (
@@ -123,7 +123,7 @@ class TestCleanup:
         )
         await age_thread(running.sessionmaker, thread_id, days=10)
         await jobs.cleanup(job_context(running))
-        caplog.set_level("INFO", logger="app.services.turn_memory")
+        caplog.set_level("INFO", logger="app.turns.memory")
         events = await send(client, thread_id, "what did I ask you to remember?", alice)
         assert "the code is 7" in reply_text(events)
         assert "Rebuilt the memory of thread" in caplog.text
@@ -133,7 +133,7 @@ class TestCleanup:
         outputs = [i for i in items if i.get("type") == "function_call_output"]
         assert [c["name"] for c in calls] == ["add_task"]
         assert outputs[0]["call_id"] == calls[0]["call_id"]
-        assert (await conversation_row(running.sessionmaker, thread_id)).memory_state == "active"
+        assert (await thread_row(running.sessionmaker, thread_id)).memory_state == "active"
 
 
 class TestCleanupRacingTurns:
@@ -160,7 +160,7 @@ class TestCleanupRacingTurns:
             items = await memory_of(running, alice, thread_id)
             assert [i.get("role") for i in items] == ["user", "assistant"]
             assert (
-                await conversation_row(running.sessionmaker, thread_id)
+                await thread_row(running.sessionmaker, thread_id)
             ).memory_state == "active"
 
     async def test_turns_racing_a_cleanup_never_write_into_deleted_files(
@@ -188,7 +188,7 @@ class TestCleanupRacingTurns:
             assert set(results[1:]) <= {200, 409}
             me = await running.user_id(alice)
             for n, thread_id in enumerate(threads):
-                row = await conversation_row(running.sessionmaker, thread_id)
+                row = await thread_row(running.sessionmaker, thread_id)
                 exists = memory_path(running, me, thread_id).exists()
                 assert row.active_turn_id is None
                 assert exists == (row.memory_state == "active"), (n, row.memory_state)
@@ -285,7 +285,7 @@ class TestSweeps:
         assert totals["items_removed"] >= 2
         items = await memory_of(running, alice, thread_id)
         assert items[0] == {"role": "user", "content": "remember that y"}
-        assert (await conversation_row(running.sessionmaker, thread_id)).memory_item_count == 2
+        assert (await thread_row(running.sessionmaker, thread_id)).memory_item_count == 2
 
     async def test_orphans_are_reported_then_removed(self, client, alice, running) -> None:
         thread_id = await thread_with_turns(client, alice, "remember that i will vanish")
@@ -299,7 +299,7 @@ class TestSweeps:
         assert thread_id in report["missing_ids"]
         await jobs.sweep_orphans(job_context(running), remove=True)
         assert not running.memory_store.exists(me, stray)
-        assert (await conversation_row(running.sessionmaker, thread_id)).memory_state == "expired"
+        assert (await thread_row(running.sessionmaker, thread_id)).memory_state == "expired"
 
 
 async def startup_runs(running) -> list[MaintenanceRun]:

@@ -8,16 +8,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from sqlmodel import col, select
 
+from app.api.deps import AdminUserDep, DbSessionDep, SettingsDep, get_admin_user
 from app.config import MAX_RETENTION_DAYS
-from app.deps import AdminUserDep, DbSessionDep, SettingsDep, get_admin_user
 from app.errors import ERROR_RESPONSES, ErrorPublic, NotFoundError
 from app.models import MaintenanceRun, MaintenanceRunPublic, MaintenanceRunsPublic
 from app.models.text import StorableText
-from app.scheduler import jobs
-from app.scheduler.jobs import JobContext
+from app.scheduler import jobs, thread_admin
+from app.scheduler.context import JobContext
 from app.scheduler.registry import JOBS, run_job
-from app.services import memory_admin, sessions
-from app.services.sessions import SessionStats
+from app.services import memory_records
+from app.services.memory_records import MemoryTotals
 
 router = APIRouter(
     prefix="/admin",
@@ -36,10 +36,10 @@ JobContextDep = Annotated[JobContext, Depends(get_job_context)]
 DryRun = Annotated[bool, Query(description="Only report what would change")]
 
 
-@router.get("/sessions/stats", response_model=SessionStats)
-async def get_session_stats(*, db: DbSessionDep, settings: SettingsDep) -> SessionStats:
+@router.get("/sessions/stats", response_model=MemoryTotals)
+async def get_session_stats(*, db: DbSessionDep, settings: SettingsDep) -> MemoryTotals:
     """Counts and totals over all agent memory, from PostgreSQL bookkeeping."""
-    return await sessions.session_stats(db, max_items=settings.AGENT_SESSION_MAX_MESSAGES)
+    return await memory_records.memory_totals(db, max_items=settings.AGENT_SESSION_MAX_MESSAGES)
 
 
 @router.get("/sessions/verify")
@@ -52,7 +52,7 @@ async def verify_sessions(*, ctx: JobContextDep) -> dict[str, Any]:
 @router.get("/sessions/{thread_id}")
 async def show_session(*, ctx: JobContextDep, thread_id: uuid.UUID) -> dict[str, Any]:
     """One thread's memory: state, items, bytes, last activity."""
-    return await memory_admin.inspect_memory(ctx, thread_id)
+    return await thread_admin.inspect(ctx, thread_id)
 
 
 @router.post("/sessions/{thread_id}/prune")
@@ -60,20 +60,20 @@ async def prune_session(
     *, ctx: JobContextDep, thread_id: uuid.UUID, dry_run: DryRun = False
 ) -> dict[str, Any]:
     """Prune one thread's memory to the cap, turn-aligned."""
-    await memory_admin.inspect_memory(ctx, thread_id)  # 404 for an unknown thread
+    await thread_admin.inspect(ctx, thread_id)  # 404 for an unknown thread
     return await jobs.prune(ctx, thread_id=thread_id, dry_run=dry_run)
 
 
 @router.post("/sessions/{thread_id}/clear")
 async def clear_session(*, ctx: JobContextDep, thread_id: uuid.UUID) -> dict[str, Any]:
     """Make the agent forget a thread (its messages stay)."""
-    return await memory_admin.clear_memory(ctx, thread_id)
+    return await thread_admin.clear(ctx, thread_id)
 
 
 @router.post("/sessions/{thread_id}/rebuild")
 async def rebuild_session(*, ctx: JobContextDep, thread_id: uuid.UUID) -> dict[str, Any]:
     """Rebuild a thread's memory from the PostgreSQL log."""
-    return await memory_admin.rebuild_memory(ctx, thread_id)
+    return await thread_admin.rebuild(ctx, thread_id)
 
 
 @router.post("/sessions/prune", response_model=MaintenanceRunPublic)

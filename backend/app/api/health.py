@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import schema
-from app.assistant.memory import AgentMemoryStore
-from app.deps import MemoryStoreDep, SettingsDep
+from app.api.deps import MemoryStoreDep, SettingsDep
+from app.memory import AgentMemoryStore
 
 router = APIRouter(prefix="/health", tags=["health"])
 

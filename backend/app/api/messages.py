@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 from pydantic import BaseModel, ConfigDict
 
-from app.deps import CurrentUserDep, DbSessionDep, SettingsDep, TurnRunnerDep
+from app.api.deps import DbSessionDep, OwnedThreadDep, SettingsDep, TurnRunnerDep
 from app.errors import (
     ERROR_RESPONSES,
     ErrorPublic,
@@ -23,11 +23,11 @@ from app.errors import (
 )
 from app.models import MessagePublic, MessagesPublic
 from app.models.text import StorableText
-from app.services import conversations, messages
+from app.services import messages
 from app.services.messages import SortOrder
 from app.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from app.services.turn import TurnResult
-from app.services.turn_log import TurnLog
+from app.turns.log import TurnLog
+from app.turns.turn import TurnResult
 
 router = APIRouter(prefix="/threads", tags=["messages"], responses=ERROR_RESPONSES)
 
@@ -38,17 +38,13 @@ KEEPALIVE_SECONDS = 15.0
 async def list_thread_messages(
     *,
     db: DbSessionDep,
-    user: CurrentUserDep,
-    thread_id: uuid.UUID,
+    thread: OwnedThreadDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     after: uuid.UUID | None = None,
     order: SortOrder = "asc",
 ) -> MessagesPublic:
     """The thread's messages by time (`order=asc` oldest first, `desc` newest first)."""
-    await conversations.get_conversation(db, user_id=user.id, conversation_id=thread_id)
-    page = await messages.list_messages(
-        db, conversation_id=thread_id, limit=limit, after=after, order=order
-    )
+    page = await messages.list_messages(db, thread, limit=limit, after=after, order=order)
     data = [MessagePublic.model_validate(m) for m in page.data]
     return MessagesPublic(data=data, has_more=page.has_more, after=data[-1].id if data else None)
 
@@ -81,15 +77,14 @@ async def send_message(
     *,
     request: Request,
     db: DbSessionDep,
-    user: CurrentUserDep,
+    thread: OwnedThreadDep,
     settings: SettingsDep,
     turns: TurnRunnerDep,
-    thread_id: uuid.UUID,
     body: MessageCreate,
 ) -> Response:
     """Send a message and get the agent's reply as Server-Sent Events (or JSON)."""
     text = check_message_text(body.text, settings.MAX_MESSAGE_CHARS)
-    turn = await turns.prepare(db, user_id=user.id, conversation_id=thread_id, text=text)
+    turn = await turns.prepare(db, thread, text=text)
     try:
         await db.commit()  # before streaming: the dependency would only commit at the end
     except BaseException:
@@ -145,10 +140,8 @@ async def sse_stream(log: TurnLog, after: int = 0) -> AsyncIterator[bytes]:
 )
 async def resume_turn_events(
     *,
-    db: DbSessionDep,
-    user: CurrentUserDep,
+    thread: OwnedThreadDep,
     turns: TurnRunnerDep,
-    thread_id: uuid.UUID,
     turn_id: uuid.UUID,
     last_event_id: Annotated[int, Header(ge=0, alias="Last-Event-ID")] = 0,
 ) -> Response:
@@ -158,9 +151,8 @@ async def resume_turn_events(
     after; elsewhere the finished turn is in the thread's messages. Resuming at or after the
     last event of a finished turn returns no events and closes.
     """
-    await conversations.get_conversation(db, user_id=user.id, conversation_id=thread_id)
     replay = turns.find(turn_id)
-    if replay is None or replay.conversation_id != thread_id:
+    if replay is None or replay.thread_id != thread.id:
         raise NotFoundError(
             f"Turn {turn_id} cannot be resumed here; list the thread's messages instead"
         )

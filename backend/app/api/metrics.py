@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Response
 from sqlmodel import col, select
 
-from app.deps import DbSessionDep, SettingsDep
+from app.api.deps import DbSessionDep, SettingsDep
 from app.metrics import (
     ACTIVE_SESSIONS,
     ITEMS_PER_SESSION,
@@ -15,7 +15,7 @@ from app.metrics import (
     render_metrics,
 )
 from app.models import MaintenanceRun, RunStatus
-from app.services.sessions import session_stats
+from app.services.memory_records import memory_totals
 
 router = APIRouter(tags=["health"])
 
@@ -23,7 +23,7 @@ router = APIRouter(tags=["health"])
 @router.get("/metrics", response_class=Response)
 async def metrics(*, db: DbSessionDep, settings: SettingsDep) -> Response:
     """Counters, latencies and stored-memory gauges in Prometheus text format."""
-    stats = await session_stats(db, max_items=settings.AGENT_SESSION_MAX_MESSAGES)
+    stats = await memory_totals(db, max_items=settings.AGENT_SESSION_MAX_MESSAGES)
     ACTIVE_SESSIONS.set(stats.sessions)
     MEMORY_BYTES.set(stats.bytes_on_disk)
     ITEMS_PER_SESSION.set(stats.average_items)

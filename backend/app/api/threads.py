@@ -7,16 +7,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from app.deps import (
+from app.api.deps import (
     CurrentUserDep,
     DbSessionDep,
     MemoryStoreDep,
+    OwnedThreadDep,
     SessionMakerDep,
     SettingsDep,
 )
 from app.errors import ERROR_RESPONSES, ErrorPublic, UnprocessableError
 from app.models import ThreadCreate, ThreadPublic, ThreadsPublic, ThreadUpdate
-from app.services import conversations
+from app.services import threads
 from app.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/threads", tags=["threads"], responses=ERROR_RESPONSES)
@@ -42,8 +43,8 @@ async def create_thread(
 ) -> ThreadPublic:
     """Create a thread, optionally titled."""
     title = clean_title(body.title if body else None, settings.MAX_TITLE_CHARS)
-    conversation = await conversations.create_conversation(db, user_id=user.id, title=title)
-    return ThreadPublic.model_validate(conversation)
+    thread = await threads.create_thread(db, user_id=user.id, title=title)
+    return ThreadPublic.model_validate(thread)
 
 
 @router.get("", response_model=ThreadsPublic)
@@ -55,37 +56,28 @@ async def list_threads(
     after: uuid.UUID | None = None,
 ) -> ThreadsPublic:
     """The caller's threads, most recent activity first; pass `after` for the next page."""
-    page = await conversations.list_conversations(db, user_id=user.id, limit=limit, after=after)
+    page = await threads.list_threads(db, user_id=user.id, limit=limit, after=after)
     data = [ThreadPublic.model_validate(c) for c in page.data]
     return ThreadsPublic(data=data, has_more=page.has_more, after=data[-1].id if data else None)
 
 
 @router.get("/{thread_id}", response_model=ThreadPublic)
-async def get_thread(
-    *, db: DbSessionDep, user: CurrentUserDep, thread_id: uuid.UUID
-) -> ThreadPublic:
+async def get_thread(*, thread: OwnedThreadDep) -> ThreadPublic:
     """One thread of the caller's."""
-    conversation = await conversations.get_conversation(
-        db, user_id=user.id, conversation_id=thread_id
-    )
-    return ThreadPublic.model_validate(conversation)
+    return ThreadPublic.model_validate(thread)
 
 
 @router.patch("/{thread_id}", response_model=ThreadPublic)
 async def rename_thread(
     *,
     db: DbSessionDep,
-    user: CurrentUserDep,
+    thread: OwnedThreadDep,
     settings: SettingsDep,
-    thread_id: uuid.UUID,
     body: ThreadUpdate,
 ) -> ThreadPublic:
     """Rename a thread (a blank or null title clears it)."""
     title = clean_title(body.title, settings.MAX_TITLE_CHARS)
-    conversation = await conversations.rename_conversation(
-        db, user_id=user.id, conversation_id=thread_id, title=title
-    )
-    return ThreadPublic.model_validate(conversation)
+    return ThreadPublic.model_validate(await threads.rename_thread(db, thread, title=title))
 
 
 @router.delete(
@@ -97,18 +89,16 @@ async def delete_thread(
     *,
     db: DbSessionDep,
     sessionmaker: SessionMakerDep,
-    user: CurrentUserDep,
+    thread: OwnedThreadDep,
     settings: SettingsDep,
     memory_store: MemoryStoreDep,
-    thread_id: uuid.UUID,
 ) -> Response:
     """Delete a thread, its messages and its agent memory file."""
-    await conversations.delete_conversation(
+    await threads.delete_thread(
         db,
+        thread,
         sessionmaker=sessionmaker,
         memory_store=memory_store,
-        user_id=user.id,
-        conversation_id=thread_id,
         wait_s=settings.AGENT_SESSION_BUSY_TIMEOUT_MS / 1000,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

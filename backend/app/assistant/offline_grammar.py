@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.memory.pruning import is_turn_start
+
 _LIST_WORDS = r"(?:list|todo list|to-do list|todos|to-dos|tasks|task list)"
 
 # Ordered: the first full match wins, so the specific forms precede the catch-all ones.
@@ -148,19 +150,15 @@ def message_text(content: Any) -> str:
     return "".join(parts)
 
 
-def _is_user_message(item: dict[str, Any]) -> bool:
-    return item.get("role") == "user" and item.get("type", "message") == "message"
-
-
 def user_texts(items: list[dict[str, Any]]) -> list[str]:
-    """All user messages of the conversation, oldest first; this is the model's only memory."""
-    return [message_text(item.get("content")) for item in items if _is_user_message(item)]
+    """All user messages of the thread, oldest first; this is the model's only memory."""
+    return [message_text(item.get("content")) for item in items if is_turn_start(item)]
 
 
 def split_turn(items: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """Return the current request (last user message) and the items produced after it."""
     for index in range(len(items) - 1, -1, -1):
-        if _is_user_message(items[index]):
+        if is_turn_start(items[index]):
             return message_text(items[index].get("content")), items[index + 1 :]
     return "", items
 
@@ -258,9 +256,9 @@ def recall_facts(history: list[str]) -> str:
 
 
 def first_message(history: list[str]) -> str:
-    """Quote the conversation's opening user message."""
+    """Quote the thread's opening user message."""
     if len(history) <= 1:
-        return "This is the first thing you've said in this conversation."
+        return "This is the first thing you've said in this thread."
     return f'You first said: "{history[0]}"'
 
 
@@ -275,7 +273,7 @@ _LIST_CALL = Reply(tool="list_tasks", arguments={"include_done": True})
 
 
 def plan_reply(items: str | Sequence[Any], tool_names: set[str]) -> Reply:
-    """Decide the next model output for a conversation.
+    """Decide the next model output for a thread.
 
     The runner calls the model once per step of a turn, so the decision is re-derived each
     time from the current request plus the tool calls already made after it; no state is kept

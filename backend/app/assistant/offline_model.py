@@ -107,7 +107,7 @@ def split_text(text: str, words_per_chunk: int = WORDS_PER_DELTA) -> list[str]:
 class OfflineModel(Model):
     """A deterministic stand-in for an LLM, used as the default model when no API key is set.
 
-    It keeps no per-conversation state: every answer is a pure function of the input items and
+    It keeps no per-thread state: every answer is a pure function of the input items and
     the offered tools, so one instance can serve concurrent runs and replays are identical.
     """
 
@@ -177,8 +177,8 @@ class OfflineModel(Model):
         offered = set() if model_settings.tool_choice == "none" else _tool_names(tools)
         reply = plan_reply(input, offered)
         serialized = json.dumps(input, default=str, sort_keys=True, ensure_ascii=False)
-        # Input only grows within a conversation, so length + content gives ids that are unique
-        # per conversation yet stable across replays of the same input.
+        # Input only grows within a thread, so length + content gives ids that are unique
+        # per thread yet stable across replays of the same input.
         digest = hashlib.sha256(f"{len(input)}:{serialized}".encode()).hexdigest()[:24]
         input_tokens = estimate_tokens((system_instructions or "") + serialized)
         output_tokens = estimate_tokens(reply.text if reply.tool is None else _args_json(reply))

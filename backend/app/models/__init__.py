@@ -1,13 +1,5 @@
 """Every table model, re-exported so `SQLModel.metadata` is complete for Alembic."""
 
-from app.models.conversation import (
-    Conversation,
-    MemoryState,
-    ThreadCreate,
-    ThreadPublic,
-    ThreadsPublic,
-    ThreadUpdate,
-)
 from app.models.maintenance import (
     MaintenanceRun,
     MaintenanceRunPublic,
@@ -16,10 +8,18 @@ from app.models.maintenance import (
 )
 from app.models.message import Message, MessagePublic, MessageRole, MessagesPublic
 from app.models.task import Task
+from app.models.thread import (
+    MemoryState,
+    Thread,
+    ThreadCreate,
+    ThreadPublic,
+    ThreadsPublic,
+    ThreadUpdate,
+)
 from app.models.user import User
 
 __all__ = [
-    "Conversation",
+    "Thread",
     "MaintenanceRun",
     "MaintenanceRunPublic",
     "MaintenanceRunsPublic",

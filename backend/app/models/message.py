@@ -1,4 +1,4 @@
-"""Messages: the durable, rendered log of a conversation that the API serves."""
+"""Messages: the durable, rendered log of a thread that the API serves."""
 
 from __future__ import annotations
 
@@ -22,14 +22,10 @@ class MessageRole(StrEnum):
 
 class Message(SQLModel, table=True):
     __tablename__ = "messages"
-    __table_args__ = (
-        sa.Index("ix_messages_conversation_time", "conversation_id", "created_at", "id"),
-    )
+    __table_args__ = (sa.Index("ix_messages_thread_time", "thread_id", "created_at", "id"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    conversation_id: uuid.UUID = Field(
-        foreign_key="conversations.id", nullable=False, ondelete="CASCADE"
-    )
+    thread_id: uuid.UUID = Field(foreign_key="threads.id", nullable=False, ondelete="CASCADE")
     role: str = Field(max_length=16, nullable=False)
     content: str = Field(sa_type=sa.Text, nullable=False)
     created_at: datetime = timestamp_field()
@@ -46,7 +42,7 @@ class MessagePublic(BaseModel):
     model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
     id: uuid.UUID
-    thread_id: uuid.UUID = PydanticField(validation_alias="conversation_id")
+    thread_id: uuid.UUID
     role: MessageRole
     content: str
     created_at: datetime

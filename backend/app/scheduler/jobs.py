@@ -4,7 +4,7 @@ The scheduler, the CLI (`sessions run-job NAME`) and the admin API all call thes
 functions through `run_job`, which serializes each job across processes and records the run.
 
 A job never touches a memory file that a turn holds: before deleting or rewriting a file it
-takes the conversation's turn lease in PostgreSQL (skipping conversations whose lease is
+takes the thread's turn lease in PostgreSQL (skipping threads whose lease is
 taken), so a turn that starts meanwhile gets a 409 instead of writing into a deleted file.
 """
 
@@ -13,21 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from app.assistant.memory import AgentMemoryStore
-from app.config import Settings
-from app.db import SessionMaker, session_scope
-from app.models import Conversation, MemoryState
+from app.db import session_scope
+from app.models import MemoryState, Thread
 from app.models.base import utc_now
+from app.scheduler.context import JobContext
 from app.services import leases
-from app.services.turn_memory import reconcile_memory
+from app.turns.memory import reconcile_memory
 
 logger = logging.getLogger(__name__)
 
@@ -35,35 +33,19 @@ logger = logging.getLogger(__name__)
 YIELD_EVERY_FILES = 8
 
 
-@dataclass(frozen=True)
-class JobContext:
-    """What every job may use; `clock` is injectable so tests never sleep."""
-
-    sessionmaker: SessionMaker
-    memory_store: AgentMemoryStore
-    settings: Settings
-    clock: Callable[[], datetime] = field(default=utc_now)
-    # Called with (done, total) after each batch: the CLI draws its progress bar with it.
-    on_progress: Callable[[int, int], None] | None = None
-
-
 async def claimed_batches(
     ctx: JobContext, where: Any, *, lease_id: uuid.UUID
 ) -> AsyncIterator[list[tuple[uuid.UUID, uuid.UUID]]]:
-    """Yield batches of idle conversations matching `where`, each batch under our lease.
+    """Yield batches of idle threads matching `where`, each batch under our lease.
 
     Candidates are read once (oldest activity first), so a job visits each at most once.
-    Each batch is claimed with the same condition re-checked, skipping any conversation
+    Each batch is claimed with the same condition re-checked, skipping any thread
     whose turn lease is taken: a turn in progress is never touched.
     """
     async with ctx.sessionmaker() as db:
         candidates = list(
             (
-                await db.exec(
-                    select(Conversation.id)
-                    .where(where)
-                    .order_by(col(Conversation.last_activity_at))
-                )
+                await db.exec(select(Thread.id).where(where).order_by(col(Thread.last_activity_at)))
             ).all()
         )
     size = ctx.settings.AGENT_SESSION_CLEANUP_BATCH_SIZE
@@ -83,7 +65,7 @@ async def claimed_batches(
 async def cleanup(
     ctx: JobContext, *, older_than_days: int | None = None, dry_run: bool = False
 ) -> dict[str, Any]:
-    """Delete the memory files of conversations inactive for longer than the retention.
+    """Delete the memory files of threads inactive for longer than the retention.
 
     The threads and their messages stay; the next message rebuilds memory from the log.
 
@@ -96,8 +78,8 @@ async def cleanup(
         return {"disabled": True}
     cutoff = ctx.clock() - timedelta(days=days)
     expired = sa.and_(
-        col(Conversation.memory_state) == MemoryState.ACTIVE,
-        col(Conversation.last_activity_at) < cutoff,
+        col(Thread.memory_state) == MemoryState.ACTIVE,
+        col(Thread.last_activity_at) < cutoff,
     )
     if dry_run:
         async with ctx.sessionmaker() as db:
@@ -105,11 +87,11 @@ async def cleanup(
         return {"dry_run": True, "would_delete": count, "cutoff": cutoff.isoformat()}
     lease_id, deleted, batches = uuid.uuid4(), 0, 0
     async for batch in claimed_batches(ctx, expired, lease_id=lease_id):
-        for done, (conversation_id, user_id) in enumerate(batch, 1):
-            await ctx.memory_store.delete(user_id, conversation_id)
+        for done, (thread_id, user_id) in enumerate(batch, 1):
+            await ctx.memory_store.delete(user_id, thread_id)
             if done % YIELD_EVERY_FILES == 0:
                 await asyncio.sleep(0)  # let live turns run: a batch must not stall the loop
-        await _mark_expired(ctx, lease_id, [conversation_id for conversation_id, _ in batch])
+        await _mark_expired(ctx, lease_id, [thread_id for thread_id, _ in batch])
         deleted, batches = deleted + len(batch), batches + 1
         logger.info("cleanup: %d memory files deleted so far (batch %d)", deleted, batches)
     return {"deleted": deleted, "batches": batches, "cutoff": cutoff.isoformat()}
@@ -118,8 +100,8 @@ async def cleanup(
 async def _mark_expired(ctx: JobContext, lease_id: uuid.UUID, ids: list[uuid.UUID]) -> None:
     async with session_scope(ctx.sessionmaker) as db:
         await db.exec(
-            sa.update(Conversation)
-            .where(col(Conversation.id).in_(ids), col(Conversation.active_turn_id) == lease_id)
+            sa.update(Thread)
+            .where(col(Thread.id).in_(ids), col(Thread.active_turn_id) == lease_id)
             .values(
                 memory_state=MemoryState.EXPIRED,
                 memory_item_count=0,
@@ -136,22 +118,22 @@ async def prune(
     """Prune sessions over the cap (after the cap was lowered, say) and vacuum fragmented files.
 
     Args:
-        thread_id: only this conversation (any size); default every one over the cap.
+        thread_id: only this thread (any size); default every one over the cap.
         dry_run: only count the sessions over the cap.
     """
     cap = ctx.settings.AGENT_SESSION_MAX_MESSAGES
     recently = ctx.clock() - timedelta(
         minutes=2 * ctx.settings.AGENT_SESSION_PRUNE_INTERVAL_MINUTES
     )
-    where = col(Conversation.memory_state) == MemoryState.ACTIVE
+    where = col(Thread.memory_state) == MemoryState.ACTIVE
     if thread_id is not None:
-        where = sa.and_(where, col(Conversation.id) == thread_id)
+        where = sa.and_(where, col(Thread.id) == thread_id)
     else:
         where = sa.and_(
             where,
             sa.or_(
-                col(Conversation.memory_item_count) > cap,
-                col(Conversation.memory_pruned_at) >= recently,
+                col(Thread.memory_item_count) > cap,
+                col(Thread.memory_pruned_at) >= recently,
             ),
         )
     if dry_run:
@@ -167,22 +149,21 @@ async def prune(
 
 
 async def _prune_one(
-    ctx: JobContext, conversation_id: uuid.UUID, user_id: uuid.UUID, totals: dict[str, int]
+    ctx: JobContext, thread_id: uuid.UUID, user_id: uuid.UUID, totals: dict[str, int]
 ) -> dict[str, Any]:
     """Prune, checkpoint and maybe vacuum one file; returns its new bookkeeping."""
-    async with ctx.memory_store.open(user_id, conversation_id) as memory:
+    async with ctx.memory_store.open(user_id, thread_id) as memory:
         result = await memory.prune(ctx.settings.AGENT_SESSION_MAX_MESSAGES)
         if result.removed:
             await memory.checkpoint()
-        if await memory.free_page_ratio() > ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO:
-            await memory.vacuum()
+        if await memory.reclaim(ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO):
             totals["vacuumed"] += 1
         stats = await memory.stats()
     totals["checked"] += 1
     totals["pruned"] += result.removed > 0
     totals["items_removed"] += result.removed
     return {
-        "b_id": conversation_id,
+        "b_id": thread_id,
         "b_items": stats.items,
         "b_bytes": stats.bytes,
         "b_last_id": stats.last_id,
@@ -197,7 +178,7 @@ async def _record_batch(
     if not updates:
         return
     now = utc_now()
-    table = cast(sa.Table, Conversation.__table__)  # type: ignore[attr-defined]  # set by SQLModel at class creation; Core UPDATE so executemany runs over the batch
+    table = cast(sa.Table, Thread.__table__)  # type: ignore[attr-defined]  # set by SQLModel at class creation; Core UPDATE so executemany runs over the batch
     statement = (
         sa.update(table)
         .where(table.c.id == sa.bindparam("b_id"), table.c.active_turn_id == lease_id)
@@ -220,15 +201,14 @@ async def vacuum(ctx: JobContext) -> dict[str, Any]:
     """Vacuum every live memory file whose free pages pass AGENT_SESSION_VACUUM_FREE_RATIO."""
     totals = {"checked": 0, "vacuumed": 0}
     lease_id = uuid.uuid4()
-    where = col(Conversation.memory_state) == MemoryState.ACTIVE
+    where = col(Thread.memory_state) == MemoryState.ACTIVE
     async for batch in claimed_batches(ctx, where, lease_id=lease_id):
-        for conversation_id, user_id in batch:
-            async with ctx.memory_store.open(user_id, conversation_id) as memory:
-                if await memory.free_page_ratio() > ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO:
-                    await memory.vacuum()
+        for thread_id, user_id in batch:
+            async with ctx.memory_store.open(user_id, thread_id) as memory:
+                if await memory.reclaim(ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO):
                     totals["vacuumed"] += 1
             totals["checked"] += 1
-        await release_lease(ctx, lease_id, [conversation_id for conversation_id, _ in batch])
+        await release_lease(ctx, lease_id, [thread_id for thread_id, _ in batch])
     return totals
 
 
@@ -239,32 +219,28 @@ async def release_lease(ctx: JobContext, lease_id: uuid.UUID, ids: list[uuid.UUI
 
 
 async def sweep_orphans(ctx: JobContext, *, remove: bool = True) -> dict[str, Any]:
-    """Find memory files with no conversation row, and live rows whose file is gone.
+    """Find memory files with no thread row, and live rows whose file is gone.
 
     Args:
         remove: delete orphan files and mark rows without a file expired (they rebuild from
             the log on their next turn); False only reports.
     """
-    files = {
-        conversation_id: user_id for user_id, conversation_id, _ in ctx.memory_store.iter_sessions()
-    }
+    files = {thread_id: user_id for user_id, thread_id, _ in ctx.memory_store.iter_sessions()}
     async with ctx.sessionmaker() as db:
-        rows = (
-            await db.exec(select(Conversation.id, Conversation.user_id, Conversation.memory_state))
-        ).all()
+        rows = (await db.exec(select(Thread.id, Thread.user_id, Thread.memory_state))).all()
     owners = {row[0]: row[1] for row in rows}
     orphan_files = [(u, c) for c, u in files.items() if owners.get(c) != u]
     missing = [row[0] for row in rows if row[2] == MemoryState.ACTIVE and row[0] not in files]
     if remove:
-        for user_id, conversation_id in orphan_files:
-            await ctx.memory_store.delete(user_id, conversation_id)
+        for user_id, thread_id in orphan_files:
+            await ctx.memory_store.delete(user_id, thread_id)
         if missing:
             async with session_scope(ctx.sessionmaker) as db:
                 await db.exec(
-                    sa.update(Conversation)
+                    sa.update(Thread)
                     .where(
-                        col(Conversation.id).in_(missing),
-                        col(Conversation.active_turn_id).is_(None),
+                        col(Thread.id).in_(missing),
+                        col(Thread.active_turn_id).is_(None),
                     )
                     .values(memory_state=MemoryState.EXPIRED, memory_item_count=0, memory_bytes=0)
                 )
@@ -286,10 +262,10 @@ async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]
         dry_run: only report what is wrong (nothing is written, no file is created).
     """
     where = sa.or_(
-        col(Conversation.memory_state) == MemoryState.ACTIVE,
+        col(Thread.memory_state) == MemoryState.ACTIVE,
         sa.and_(  # never saved or cleared, but turns failed since: memory holds their messages
-            col(Conversation.memory_state) == MemoryState.EMPTY,
-            col(Conversation.message_count) > col(Conversation.memory_message_count),
+            col(Thread.memory_state) == MemoryState.EMPTY,
+            col(Thread.message_count) > col(Thread.memory_message_count),
         ),
     )
     reasons: dict[str, int] = {}
@@ -297,25 +273,25 @@ async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]
     checked = 0
     lease_id = uuid.uuid4()
     async for batch in claimed_batches(ctx, where, lease_id=lease_id):
-        for conversation_id, user_id in batch:
+        for thread_id, user_id in batch:
             async with (
                 session_scope(ctx.sessionmaker) as db,
-                ctx.memory_store.open(user_id, conversation_id) as memory,
+                ctx.memory_store.open(user_id, thread_id) as memory,
             ):
-                conversation = await db.get_one(Conversation, conversation_id)
+                thread = await db.get_one(Thread, thread_id)
                 repair = await reconcile_memory(
                     db,
                     ctx.memory_store,
                     memory,
-                    conversation,
+                    thread,
                     max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES,
                     dry_run=dry_run,
                 )
             checked += 1
             if repair.reason is not None:
                 reasons[repair.reason] = reasons.get(repair.reason, 0) + 1
-                found.append(str(conversation_id))
-        await release_lease(ctx, lease_id, [conversation_id for conversation_id, _ in batch])
+                found.append(str(thread_id))
+        await release_lease(ctx, lease_id, [thread_id for thread_id, _ in batch])
     return {
         "checked": checked,
         "repaired": 0 if dry_run else len(found),

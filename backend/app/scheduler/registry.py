@@ -24,7 +24,7 @@ from app.metrics import JOB_LAST_SUCCESS, JOB_RUNS
 from app.models import MaintenanceRun, RunStatus
 from app.models.base import utc_now
 from app.scheduler import jobs
-from app.scheduler.jobs import JobContext
+from app.scheduler.context import JobContext
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Keeps the leases of a worker's running turns alive, and stops a turn that lost its own.
+"""Keeps the leases of a worker's running turns alive, stops a turn that lost its own, and
+gives leases back even through an outage.
 
 One renewal statement per interval covers every turn the worker runs (not one transaction
 per turn: at hundreds of turns in flight those alone exhausted the pool). Each turn also has
@@ -11,7 +12,6 @@ anything more, since another worker may already be serving the thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -32,7 +32,7 @@ SAFETY_SECONDS = 1.0
 
 @dataclass
 class _Held:
-    conversation_id: uuid.UUID
+    thread_id: uuid.UUID
     deadline: float  # monotonic time after which the turn must stop
 
 
@@ -56,11 +56,12 @@ class LeaseKeeper:
         self._margin = self.tick_seconds + SAFETY_SECONDS
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._releases: set[asyncio.Task[None]] = set()  # retried through an outage
 
-    def hold(self, turn_id: uuid.UUID, conversation_id: uuid.UUID, *, claimed_at: float) -> None:
+    def hold(self, turn_id: uuid.UUID, thread_id: uuid.UUID, *, claimed_at: float) -> None:
         """Start keeping the lease `turn_id` claimed at monotonic time `claimed_at`."""
         deadline = claimed_at + self._lease.total_seconds() - self._margin
-        self._held[turn_id] = _Held(conversation_id, deadline)
+        self._held[turn_id] = _Held(thread_id, deadline)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="lease-keeper")
 
@@ -72,12 +73,44 @@ class LeaseKeeper:
         held = self._held.get(turn_id)
         return held is not None and time.monotonic() < held.deadline
 
+    async def release(self, thread_id: uuid.UUID, holder: uuid.UUID) -> None:
+        """Give `holder`'s lease back now, or keep trying while PostgreSQL is down.
+
+        Without the retries, a thread whose turn failed in an outage would stay blocked for
+        the rest of its lease after the database came back.
+        """
+        self.drop(holder)
+        if await self._try_release(thread_id, holder):
+            return
+        task = asyncio.create_task(self._retry_release(thread_id, holder), name=f"release-{holder}")
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
+
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        """Stop renewing and retrying (at shutdown: unrenewed leases simply expire)."""
+        pending = [*self._releases, *([self._task] if self._task else [])]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._task = None
+
+    async def _retry_release(self, thread_id: uuid.UUID, holder: uuid.UUID) -> None:
+        deadline = time.monotonic() + self._lease.total_seconds()
+        delay = 0.25
+        while time.monotonic() + delay < deadline:
+            await asyncio.sleep(delay)
+            if await self._try_release(thread_id, holder):
+                return
+            delay = min(delay * 2, 2.0)
+        logger.warning("Could not release the lease of turn %s; it expires by itself", holder)
+
+    async def _try_release(self, thread_id: uuid.UUID, holder: uuid.UUID) -> bool:
+        try:
+            async with session_scope(self._sessionmaker) as db:
+                await leases.release(db, [thread_id], holder)
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
 
     async def _run(self) -> None:
         last_renewal = time.monotonic()
@@ -89,7 +122,7 @@ class LeaseKeeper:
             self._stop_overdue()
 
     async def _renew(self, *, started: float) -> None:
-        holders = {turn: held.conversation_id for turn, held in self._held.items()}
+        holders = {turn: held.thread_id for turn, held in self._held.items()}
         if not holders:
             return
         try:
@@ -107,11 +140,11 @@ class LeaseKeeper:
         if self._failing:
             logger.info("Lease renewals work again")
         self._failing = False
-        for turn_id, conversation_id in holders.items():
+        for turn_id, thread_id in holders.items():
             held = self._held.get(turn_id)
             if held is None:
                 continue  # finished meanwhile
-            if conversation_id in renewed:
+            if thread_id in renewed:
                 held.deadline = started + self._lease.total_seconds() - self._margin
             else:
                 self._lose(turn_id, "another holder took the thread's lease")
@@ -126,5 +159,5 @@ class LeaseKeeper:
         held = self._held.pop(turn_id, None)
         if held is None:
             return
-        logger.warning("Stopping turn %s in thread %s: %s", turn_id, held.conversation_id, why)
+        logger.warning("Stopping turn %s in thread %s: %s", turn_id, held.thread_id, why)
         self._on_lost(turn_id)

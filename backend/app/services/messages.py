@@ -1,4 +1,4 @@
-"""The message log of a conversation: written by turns, read by the API."""
+"""The message log of a thread: written by turns, read by the API."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.errors import BadRequestError, ConflictError
-from app.models import Conversation, Message, MessageRole
+from app.models import Message, MessageRole, Thread
 from app.models.base import utc_now
 from app.models.text import make_storable
 from app.services import leases
@@ -21,20 +21,25 @@ SortOrder = Literal["asc", "desc"]
 
 async def list_messages(
     db: AsyncSession,
+    thread: Thread,
     *,
-    conversation_id: uuid.UUID,
     limit: int,
     after: uuid.UUID | None,
     order: SortOrder,
 ) -> Page[Message]:
-    """A page of the thread's messages by time (`asc`: oldest first)."""
+    """A page of the thread's messages by time (`asc`: oldest first).
+
+    Takes the `Thread` row itself (which the route got through `OwnedThreadDep`), not an id,
+    so listing another user's messages cannot be written by mistake.
+    """
+    thread_id = thread.id
     key = sa.tuple_(Message.created_at, Message.id)
-    query = select(Message).where(Message.conversation_id == conversation_id)
+    query = select(Message).where(Message.thread_id == thread_id)
     if after is not None:
         cursor = (
             await db.exec(
                 select(Message.created_at, Message.id).where(
-                    Message.id == after, Message.conversation_id == conversation_id
+                    Message.id == after, Message.thread_id == thread_id
                 )
             )
         ).first()
@@ -52,7 +57,7 @@ async def list_messages(
 async def append_message(
     db: AsyncSession,
     *,
-    conversation_id: uuid.UUID,
+    thread_id: uuid.UUID,
     holder: uuid.UUID,
     role: MessageRole,
     content: str,
@@ -72,20 +77,20 @@ async def append_message(
     now = utc_now()
     count = (
         await db.exec(
-            sa.update(Conversation)
-            .where(col(Conversation.id) == conversation_id, leases.held_by(holder))
+            sa.update(Thread)
+            .where(col(Thread.id) == thread_id, leases.held_by(holder))
             .values(
-                message_count=col(Conversation.message_count) + 1,
+                message_count=col(Thread.message_count) + 1,
                 last_activity_at=now,
                 updated_at=now,
             )
-            .returning(col(Conversation.message_count))
+            .returning(col(Thread.message_count))
         )
     ).scalar_one_or_none()
     if count is None:
         raise ConflictError("This thread was taken over by another request; send it again")
     message = Message(
-        conversation_id=conversation_id,
+        thread_id=thread_id,
         role=role,
         content=make_storable(content),
         created_at=now,
@@ -96,27 +101,23 @@ async def append_message(
     return message, count
 
 
-async def messages_after(
-    db: AsyncSession, *, conversation_id: uuid.UUID, offset: int
-) -> list[Message]:
+async def messages_after(db: AsyncSession, *, thread_id: uuid.UUID, offset: int) -> list[Message]:
     """The thread's messages after the first `offset`, oldest first (what memory lacks)."""
     rows = await db.exec(
         select(Message)
-        .where(Message.conversation_id == conversation_id)
+        .where(Message.thread_id == thread_id)
         .order_by(col(Message.created_at), col(Message.id))
         .offset(offset)
     )
     return list(rows.all())
 
 
-async def recent_messages(
-    db: AsyncSession, *, conversation_id: uuid.UUID, limit: int
-) -> list[Message]:
+async def recent_messages(db: AsyncSession, *, thread_id: uuid.UUID, limit: int) -> list[Message]:
     """The newest `limit` messages in chronological order (to rebuild memory from the log)."""
     rows = (
         await db.exec(
             select(Message)
-            .where(Message.conversation_id == conversation_id)
+            .where(Message.thread_id == thread_id)
             .order_by(col(Message.created_at).desc(), col(Message.id).desc())
             .limit(limit)
         )

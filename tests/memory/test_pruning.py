@@ -7,8 +7,9 @@ from typing import Any
 
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from app.assistant.memory import AgentMemoryStore
-from app.assistant.pruning import is_turn_start, items_from_log, plan_cut
+from app.memory import AgentMemoryStore
+from app.memory.log_items import items_from_log
+from app.memory.pruning import is_turn_start, plan_cut
 
 Item = dict[str, Any]
 

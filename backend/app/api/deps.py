@@ -14,13 +14,15 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.assistant.memory import AgentMemoryStore
 from app.auth import TokenService
 from app.config import Settings
 from app.db import SessionMaker, get_db_session, get_sessionmaker
 from app.errors import ForbiddenError, UnauthorizedError
-from app.services.chat import TurnRunner
+from app.memory import AgentMemoryStore
+from app.models import Thread
+from app.services import threads
 from app.services.users import UserIdCache
+from app.turns.runner import TurnRunner
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT; `make -s token USER=alice` prints one")
 
@@ -92,3 +94,17 @@ async def get_admin_user(user: CurrentUserDep) -> CurrentUser:
 
 
 AdminUserDep = Annotated[CurrentUser, Depends(get_admin_user)]
+
+
+async def get_owned_thread(
+    *, db: DbSessionDep, user: CurrentUserDep, thread_id: uuid.UUID
+) -> Thread:
+    """The caller's thread named by the path's `{thread_id}`: another user's is a 404.
+
+    Every route with a `{thread_id}` takes its thread through this dependency, so ownership
+    is checked in one place; the isolation test finds such routes in `app.routes`.
+    """
+    return await threads.get_thread(db, user_id=user.id, thread_id=thread_id)
+
+
+OwnedThreadDep = Annotated[Thread, Depends(get_owned_thread)]

@@ -15,7 +15,7 @@ from array import array
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-from app.assistant.events import StreamEvent, TextDelta
+from app.turns.events import TextDelta, TurnEvent
 
 # Bytes an entry costs beyond its text (object, list slots): counted so the cache bound holds.
 _ENTRY_OVERHEAD_BYTES = 120
@@ -24,7 +24,7 @@ _ENTRY_OVERHEAD_BYTES = 120
 @dataclass(slots=True)
 class _Event:
     id: int
-    kind: StreamEvent
+    kind: TurnEvent
     data: str  # the payload as JSON
 
 
@@ -58,7 +58,7 @@ class _DeltaRun:
         return len(self.text) + self.ends.itemsize * len(self.ends)
 
 
-SentEvent = tuple[int, StreamEvent, str]  # (id, kind, JSON data)
+SentEvent = tuple[int, TurnEvent, str]  # (id, kind, JSON data)
 
 
 class TurnLog:
@@ -72,13 +72,13 @@ class TurnLog:
         self.finished = False
         self.nbytes = 0
 
-    def append(self, kind: StreamEvent, data: str) -> int:
+    def append(self, kind: TurnEvent, data: str) -> int:
         """Add one event (its payload already JSON); returns its id."""
         self.last_id += 1
         self._entries.append(_Event(self.last_id, kind, data))
         self._ids.append(self.last_id)
         self.nbytes += len(data) + _ENTRY_OVERHEAD_BYTES
-        if kind == StreamEvent.DONE:
+        if kind == TurnEvent.DONE:
             self.finished = True
         self._wake()
         return self.last_id
@@ -103,7 +103,7 @@ class TurnLog:
         """Every event after id `after`, a partly sent run of deltas as one delta."""
         for entry in self._entries[bisect.bisect_right(self._ids, after) :]:
             if isinstance(entry, _DeltaRun):
-                yield entry.id, StreamEvent.TEXT_DELTA, _delta_json(entry.since(after))
+                yield entry.id, TurnEvent.TEXT_DELTA, _delta_json(entry.since(after))
             else:
                 yield entry.id, entry.kind, entry.data
 
@@ -124,7 +124,7 @@ class TurnLog:
                 for event in list(self.events_after(sent)):
                     sent = event[0]
                     yield event
-                    if event[1] == StreamEvent.DONE:
+                    if event[1] == TurnEvent.DONE:
                         return
                 if self.finished:
                     return

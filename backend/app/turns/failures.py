@@ -9,8 +9,8 @@ import openai
 from agents import MaxTurnsExceeded, ModelBehaviorError, UserError
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.assistant.events import TurnError
-from app.assistant.memory import MemoryBusyError, MemoryUnavailableError
+from app.memory import MemoryBusyError, MemoryUnavailableError
+from app.turns.events import TurnError
 
 
 class LeaseLostError(Exception):

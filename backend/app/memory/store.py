@@ -1,13 +1,13 @@
-"""Agent memory: one SQLite file per user per conversation, owned by `AgentMemoryStore`.
+"""Agent memory: one SQLite file per user per thread, owned by `AgentMemoryStore`.
 
 The files keep the SDK's own schema (`agent_sessions`, `agent_messages`), so the stock
 `agents.SQLiteSession` can open any of them. The store differs from the stock class in how
 it uses them, by measurement (see the README's Performance section):
 
-- A bounded pool of idle connections (`connection_pool`): hot conversations skip the cost of
-  reopening their file, and descriptors stay bounded however many conversations are served.
+- A bounded pool of idle connections (`memory.pool`): hot threads skip the cost of reopening
+  their file, and descriptors stay bounded however many threads are served.
 - Statements run on the event loop instead of hopping to a worker thread per call (see
-  `memory_session`).
+  `memory.session`).
 - `synchronous=NORMAL` in WAL mode: a power loss may drop the last commits, never corrupt the
   file. That is acceptable because PostgreSQL is the durable log and memory is rebuilt from it.
 """
@@ -23,30 +23,11 @@ from pathlib import Path
 
 from agents.memory import SessionSettings
 
-from app.assistant.connection_pool import ConnectionPool
-from app.assistant.memory_errors import (
-    MemoryBusyError,
-    MemoryCorruptError,
-    MemoryInUseError,
-    MemoryUnavailableError,
-    is_corruption,
-)
-from app.assistant.memory_files import SIDECAR_SUFFIXES, file_bytes, make_private_dir
-from app.assistant.memory_session import MemoryMark, MemorySession, MemoryStats, PruneResult
-
-__all__ = [
-    "AgentMemoryStore",
-    "MemoryBusyError",
-    "MemoryCorruptError",
-    "MemoryInUseError",
-    "MemoryMark",
-    "MemorySession",
-    "MemoryStats",
-    "MemoryUnavailableError",
-    "PruneResult",
-    "file_bytes",
-    "is_corruption",
-]
+from app.memory.errors import MemoryInUseError
+from app.memory.files import SIDECAR_SUFFIXES, make_private_dir
+from app.memory.pool import ConnectionPool
+from app.memory.protocol import Memory
+from app.memory.session import MemorySession
 
 BUSY_MESSAGE = "A reply is already being generated in this thread; try again when it ends"
 
@@ -84,35 +65,39 @@ class AgentMemoryStore:
         self._locks: dict[Path, _FileLock] = {}
         make_private_dir(self.root)
 
-    def path_for(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> Path:
-        """The file of one conversation, built only from parsed UUIDs (no path traversal)."""
-        if not isinstance(user_id, uuid.UUID) or not isinstance(conversation_id, uuid.UUID):
+    def path_for(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> Path:
+        """The file of one thread, built only from parsed UUIDs (no path traversal)."""
+        if not isinstance(user_id, uuid.UUID) or not isinstance(thread_id, uuid.UUID):
             raise TypeError("memory paths are built from uuid.UUID values only")
-        return self.root / str(user_id) / f"{conversation_id}.db"
+        return self.root / str(user_id) / f"{thread_id}.db"
 
     @asynccontextmanager
     async def open(
         self,
         user_id: uuid.UUID,
-        conversation_id: uuid.UUID,
+        thread_id: uuid.UUID,
         *,
         wait_s: float | None = None,
         for_turn: bool = False,
+        refuse_if_turn: bool = False,
     ) -> AsyncIterator[MemorySession]:
-        """Open a conversation's memory for the length of the `async with` block.
+        """Open a thread's memory for the length of the `async with` block.
 
         Opening touches no file (statements open it lazily); it takes the file's in-process
-        lock. A turn opens with `for_turn`: it holds the file for its whole run, and anyone
-        else asking for it meanwhile is refused at once.
+        lock. A turn opens `for_turn`: it holds the file for its whole run, so another turn,
+        or anyone opening with `refuse_if_turn` (a user's delete), is refused at once instead
+        of waiting for it. Others (jobs, which already hold the thread's lease) wait.
 
         Raises:
-            MemoryInUseError: a turn holds the file, or another holder kept it past `wait_s`.
+            MemoryInUseError: a turn holds the file and we may not wait for it, or another
+                holder kept it past `wait_s`.
         """
-        path = self.path_for(user_id, conversation_id)
-        async with self._file_lock(path, wait_s=wait_s, for_turn=for_turn):
+        path = self.path_for(user_id, thread_id)
+        refuse = refuse_if_turn or for_turn
+        async with self._file_lock(path, wait_s=wait_s, for_turn=for_turn, refuse_if_turn=refuse):
             memory = MemorySession(
                 self._pool,
-                str(conversation_id),
+                str(thread_id),
                 path,
                 busy_timeout_s=self._busy_timeout_s,
                 session_settings=self._session_settings,
@@ -122,30 +107,31 @@ class AgentMemoryStore:
             finally:
                 memory._close()
 
-    def exists(self, user_id: uuid.UUID, conversation_id: uuid.UUID) -> bool:
-        return self.path_for(user_id, conversation_id).exists()
+    def exists(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> bool:
+        return self.path_for(user_id, thread_id).exists()
 
     async def delete(
-        self, user_id: uuid.UUID, conversation_id: uuid.UUID, *, wait_s: float | None = None
+        self, user_id: uuid.UUID, thread_id: uuid.UUID, *, wait_s: float | None = None
     ) -> bool:
         """Remove the file and its sidecars once no turn in this process holds it.
 
         Returns:
             Whether a database file existed.
         """
-        async with self.open(user_id, conversation_id, wait_s=wait_s) as memory:
+        async with self.open(user_id, thread_id, wait_s=wait_s) as memory:
             return self.remove(memory)
 
-    def remove(self, memory: MemorySession) -> bool:
+    def remove(self, memory: Memory) -> bool:
         """Remove an open memory's file and sidecars (the open session proves the lock).
 
         Returns:
             Whether a database file existed.
         """
-        self._pool.discard(memory.path)
-        return _unlink_with_sidecars(memory.path)
+        path = _path_of(memory)
+        self._pool.discard(path)
+        return _unlink_with_sidecars(path)
 
-    def quarantine(self, memory: MemorySession) -> Path | None:
+    def quarantine(self, memory: Memory) -> Path | None:
         """Move an open memory's unusable file and sidecars aside (never delete: evidence).
 
         Takes the open `MemorySession` as proof that the caller holds the file's lock; the
@@ -154,23 +140,23 @@ class AgentMemoryStore:
         Returns:
             Where the database file went, or None when there was no file.
         """
-        path = memory.path
-        user_id, conversation_id = path.parent.name, path.stem
+        path = _path_of(memory)
+        user_id, thread_id = path.parent.name, path.stem
         target_dir = self.root / QUARANTINE_DIR / user_id
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         self._pool.discard(path)
-        return _move_with_sidecars(path, target_dir / f"{conversation_id}-{stamp}.db")
+        return _move_with_sidecars(path, target_dir / f"{thread_id}-{stamp}.db")
 
     def iter_sessions(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:
-        """Every memory file under the root as (user_id, conversation_id, path)."""
+        """Every memory file under the root as (user_id, thread_id, path)."""
         for user_dir in self.root.iterdir() if self.root.exists() else ():
             user_id = _parse_uuid(user_dir.name)
             if user_id is None or not user_dir.is_dir():
                 continue
             for path in user_dir.glob("*.db"):
-                conversation_id = _parse_uuid(path.stem)
-                if conversation_id is not None:
-                    yield user_id, conversation_id, path
+                thread_id = _parse_uuid(path.stem)
+                if thread_id is not None:
+                    yield user_id, thread_id, path
 
     def free_bytes(self) -> int:
         """Free space on the memory directory's file system (a statvfs: microseconds)."""
@@ -178,18 +164,13 @@ class AgentMemoryStore:
 
     @asynccontextmanager
     async def _file_lock(
-        self, path: Path, *, wait_s: float | None = None, for_turn: bool = False
+        self, path: Path, *, wait_s: float | None, for_turn: bool, refuse_if_turn: bool
     ) -> AsyncIterator[None]:
-        """Hold the file's in-process lock; fail at once if a turn holds it.
-
-        A turn holds its file for its whole run, so waiting for it is pointless: another
-        request answers 409 at once. Other holders (an inspection, a job's statement) are
-        brief and are waited for, up to `wait_s`.
-        """
+        """Hold the file's in-process lock (see `open` for who waits and who is refused)."""
         entry = self._locks.setdefault(path, _FileLock())
         entry.users += 1
         try:
-            if entry.turn_holds:
+            if refuse_if_turn and entry.turn_holds:
                 raise MemoryInUseError(BUSY_MESSAGE)
             try:
                 async with asyncio.timeout(wait_s):
@@ -210,6 +191,12 @@ class AgentMemoryStore:
     def close(self) -> None:
         """Close the pooled connections (at shutdown)."""
         self._pool.close_all()
+
+
+def _path_of(memory: Memory) -> Path:
+    if not isinstance(memory, MemorySession):
+        raise TypeError("this store only handles the memory sessions it opened")
+    return memory.path
 
 
 def _parse_uuid(text: str) -> uuid.UUID | None:

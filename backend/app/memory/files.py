@@ -63,11 +63,6 @@ READ_LATEST_AS_ARRAY = (
     "(SELECT id, message_data FROM (SELECT id, message_data FROM agent_messages "
     "WHERE session_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id)"
 )
-# A user message starts a turn (SQL twin of `pruning.is_turn_start`).
-IS_TURN_START = (
-    "(json_valid(message_data) AND json_extract(message_data, '$.role') = 'user' AND "
-    "coalesce(json_extract(message_data, '$.type'), 'message') = 'message')"
-)
 
 
 def configure_connection(conn: sqlite3.Connection) -> None:

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.factories import age_thread, conversation_row, thread_with_turns
+from tests.factories import age_thread, thread_row, thread_with_turns
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -57,7 +57,7 @@ class TestSessionsCommands:
 
         dry = cli(settings, "sessions", "cleanup", "--dry-run")
         assert json.loads(dry.stdout)["counts"]["would_delete"] >= 1
-        assert (await conversation_row(running.sessionmaker, thread_id)).memory_state == "active"
+        assert (await thread_row(running.sessionmaker, thread_id)).memory_state == "active"
 
         # The test database is shared by tests whose memory lives in other folders, so check
         # this thread only; the exit code says whether anything at all was found.
@@ -68,7 +68,7 @@ class TestSessionsCommands:
         assert verified.returncode == (0 if report["ok"] else 1)
         done = json.loads(cli(settings, "sessions", "run-job", "cleanup").stdout)
         assert done["status"] == "succeeded"
-        assert (await conversation_row(running.sessionmaker, thread_id)).memory_state == "expired"
+        assert (await thread_row(running.sessionmaker, thread_id)).memory_state == "expired"
 
         rebuilt = json.loads(cli(settings, "sessions", "rebuild", thread_id).stdout)
         assert rebuilt["items"] == 2

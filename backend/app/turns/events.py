@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 
-class StreamEvent(StrEnum):
+class TurnEvent(StrEnum):
     USER_MESSAGE = "user_message"
     TEXT_DELTA = "text_delta"
     TOOL_CALL = "tool_call"

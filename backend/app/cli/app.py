@@ -8,19 +8,11 @@ from typing import Annotated
 
 import typer
 
-from app.cli_sessions import sessions_cli
-from app.config import ConfigError, Settings, load_settings
+from app.cli.common import load_settings_or_exit
+from app.cli.memory import sessions_cli
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Threadkeeper")
 cli.add_typer(sessions_cli, name="sessions")
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as e:
-        typer.echo(str(e), err=True)
-        raise typer.Exit(2) from None
 
 
 @cli.command()
@@ -28,7 +20,7 @@ def serve(workers: Annotated[int, typer.Option(min=1)] = 1) -> None:
     """Serve the API with uvicorn on HOST:PORT."""
     import uvicorn
 
-    settings = _settings()
+    settings = load_settings_or_exit()
     from app.http_server import BoundedHttpToolsProtocol
 
     uvicorn.run(
@@ -50,24 +42,17 @@ def serve(workers: Annotated[int, typer.Option(min=1)] = 1) -> None:
 def migrate(revision: str = "head") -> None:
     """Apply database migrations (starts the embedded database when DATABASE_URL is unset)."""
     from app import schema
+    from app.bootstrap import open_database
     from app.logging import configure_logging
-    from app.main import ensure_schema, open_database
 
-    settings = _settings()
+    settings = load_settings_or_exit()
     configure_logging(settings)
 
     async def _migrate() -> None:
-        engine, embedded = await open_database(settings)
-        try:
-            if revision == "head":
-                await ensure_schema(engine, migrate=True)
-            else:
-                await schema.upgrade(engine, revision)
-            typer.echo(f"Database schema at {await schema.current_revision(engine)}")
-        finally:
-            await engine.dispose()
-            if embedded is not None:
-                embedded.stop()
+        async with open_database(settings, migrate=revision == "head") as database:
+            if revision != "head":
+                await schema.upgrade(database.engine, revision)
+            typer.echo(f"Database schema at {await schema.current_revision(database.engine)}")
 
     asyncio.run(_migrate())
 
@@ -80,7 +65,7 @@ def token(
     """Print a signed bearer token (and nothing else) for USER."""
     from app.auth import TokenService
 
-    settings = _settings()
+    settings = load_settings_or_exit()
     try:
         typer.echo(TokenService.from_settings(settings).issue(user, admin=admin))
     except RuntimeError as e:
@@ -99,9 +84,9 @@ def chat(
     import httpx
 
     from app.auth import TokenService
-    from app.chat_client import ChatClient, run_repl
+    from app.cli.chat_client import ChatClient, run_repl
 
-    settings = _settings()
+    settings = load_settings_or_exit()
     base_url = url or f"http://{settings.HOST}:{settings.PORT}"
     client = ChatClient(base_url, TokenService.from_settings(settings).issue(user))
     try:

@@ -17,18 +17,18 @@ from typing import Any
 from agents import Agent, RunConfig, Runner
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.assistant.events import StreamEvent, TextDelta
-from app.assistant.memory import MemorySession, MemoryStats, MemoryUnavailableError, PruneResult
-from app.assistant.streaming import TurnRecorder
 from app.assistant.tools import TurnContext
 from app.config import Settings
 from app.db import SessionMaker, session_scope
+from app.memory import Memory, MemoryStats, MemoryUnavailableError, PruneResult
 from app.metrics import PRUNES
-from app.models import Conversation, MessagePublic, MessageRole
+from app.models import MessagePublic, MessageRole, Thread
 from app.models.text import make_storable_json
-from app.services import leases, messages, sessions
-from app.services.turn import Turn
-from app.services.turn_failures import LeaseLostError
+from app.services import leases, memory_records, messages
+from app.turns.events import TextDelta, TurnEvent
+from app.turns.failures import LeaseLostError
+from app.turns.stream import TurnRecorder
+from app.turns.turn import Turn
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ async def run_and_save(
 
 async def _run_agent(
     turn: Turn,
-    memory: MemorySession,
+    memory: Memory,
     *,
     agent: Agent[TurnContext],
     sessionmaker: SessionMaker,
@@ -107,7 +107,7 @@ async def _run_agent(
         max_turns=MAX_AGENT_STEPS,
         run_config=RunConfig(
             workflow_name="threadkeeper-turn",
-            group_id=str(turn.conversation_id),
+            group_id=str(turn.thread_id),
             tracing_disabled=not settings.OPENAI_API_KEY,
         ),
     )
@@ -116,7 +116,7 @@ async def _run_agent(
         if translated is None:
             continue
         kind, payload = translated
-        if kind == StreamEvent.TEXT_DELTA and isinstance(payload, TextDelta):
+        if kind == TurnEvent.TEXT_DELTA and isinstance(payload, TextDelta):
             turn.emit_delta(payload.delta)
         else:
             turn.emit(kind, payload)
@@ -151,12 +151,12 @@ async def _save_reply(
         LeaseLostError: the lease is no longer the turn's (nothing is written).
     """
     # Bounded by the connection's lock_timeout; a lease we no longer hold is not ours to use.
-    conversation = await db.get_one(Conversation, turn.conversation_id, with_for_update=True)
-    if conversation.active_turn_id != turn.id:
+    thread = await db.get_one(Thread, turn.thread_id, with_for_update=True)
+    if thread.active_turn_id != turn.id:
         raise LeaseLostError()
     message, count = await messages.append_message(
         db,
-        conversation_id=turn.conversation_id,
+        thread_id=turn.thread_id,
         holder=turn.id,
         role=MessageRole.ASSISTANT,
         content=reply.text,
@@ -170,20 +170,20 @@ async def _save_reply(
             }
         ),
     )
-    generation = conversation.memory_generation + 1
-    await sessions.record_memory(
+    generation = thread.memory_generation + 1
+    await memory_records.record_memory(
         db,
-        turn.conversation_id,
+        turn.thread_id,
         stats=stats,
         generation=generation,
         message_count=count,
         pruned=pruned.removed > 0,
     )
-    await leases.release(db, [turn.conversation_id], turn.id)
+    await leases.release(db, [turn.thread_id], turn.id)
     return MessagePublic.model_validate(message), generation
 
 
-async def _stamp(memory: MemorySession, generation: int, turn: Turn) -> None:
+async def _stamp(memory: Memory, generation: int, turn: Turn) -> None:
     """Stamp memory with the generation just committed; failing only costs a rebuild later."""
     try:
         await memory.stamp(generation)

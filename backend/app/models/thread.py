@@ -1,6 +1,6 @@
-"""Conversations (threads in the API) and their public schemas.
+"""Threads and their public schemas.
 
-Besides what users see, a row mirrors facts about the conversation's agent memory file
+Besides what users see, a row mirrors facts about the thread's agent memory file
 (state, item count, bytes, last prune) so jobs and stats never have to open every file, and
 holds the lease of the turn in progress so one turn runs at a time across workers.
 """
@@ -20,18 +20,18 @@ from app.models.text import StorableText
 
 
 class MemoryState(StrEnum):
-    """What the conversation's SQLite memory file holds."""
+    """What the thread's SQLite memory file holds."""
 
     EMPTY = "empty"  # no turn has written memory yet
     ACTIVE = "active"  # the file exists and mirrors the log
     EXPIRED = "expired"  # retention removed the file; the next turn rebuilds it from the log
 
 
-class Conversation(SQLModel, table=True):
-    __tablename__ = "conversations"
+class Thread(SQLModel, table=True):
+    __tablename__ = "threads"
     __table_args__ = (
-        sa.Index("ix_conversations_user_recency", "user_id", "last_activity_at", "id"),
-        sa.Index("ix_conversations_memory_activity", "memory_state", "last_activity_at"),
+        sa.Index("ix_threads_user_recency", "user_id", "last_activity_at", "id"),
+        sa.Index("ix_threads_memory_activity", "memory_state", "last_activity_at"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -1,6 +1,6 @@
-"""One-conversation memory operations for operators: clear, rebuild, prune, inspect.
+"""One-thread memory operations for operators: clear, rebuild, prune, inspect.
 
-Each takes the conversation's turn lease first, so it never races a turn.
+Each takes the thread's turn lease first, so it never races a turn.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from sqlmodel import col
 
 from app.db import session_scope
 from app.errors import ConflictError, NotFoundError
-from app.models import Conversation, MemoryState
-from app.scheduler.jobs import JobContext
-from app.services import leases, sessions
+from app.models import MemoryState, Thread
+from app.scheduler.context import JobContext
+from app.services import leases, memory_records
+from app.turns.memory import rebuild_memory
 
 
 @asynccontextmanager
@@ -30,9 +31,9 @@ async def leased(ctx: JobContext, thread_id: uuid.UUID) -> AsyncIterator[uuid.UU
     lease_id = uuid.uuid4()
     async with session_scope(ctx.sessionmaker) as db:
         claimed = await leases.claim_batch(
-            db, [thread_id], col(Conversation.id) == thread_id, holder=lease_id
+            db, [thread_id], col(Thread.id) == thread_id, holder=lease_id
         )
-        if not claimed and await db.get(Conversation, thread_id) is None:
+        if not claimed and await db.get(Thread, thread_id) is None:
             raise NotFoundError(f"Thread {thread_id} not found")
     if not claimed:
         raise ConflictError("A turn is running in this thread; try again when it ends")
@@ -43,54 +44,54 @@ async def leased(ctx: JobContext, thread_id: uuid.UUID) -> AsyncIterator[uuid.UU
             await leases.release(db, [thread_id], lease_id)
 
 
-async def clear_memory(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
+async def clear(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
     """Make the agent forget the thread: delete its memory file (the messages stay)."""
     async with leased(ctx, thread_id) as user_id:
         existed = await ctx.memory_store.delete(user_id, thread_id)
         async with session_scope(ctx.sessionmaker) as db:
-            conversation = await db.get_one(Conversation, thread_id)
+            thread = await db.get_one(Thread, thread_id)
             # A new generation: a stale copy of the file (another node's) is emptied too.
-            await sessions.record_memory(
+            await memory_records.record_memory(
                 db,
                 thread_id,
                 stats=None,
                 state=MemoryState.EMPTY,
-                generation=conversation.memory_generation + 1,
-                message_count=conversation.message_count,
+                generation=thread.memory_generation + 1,
+                message_count=thread.message_count,
             )
     return {"thread_id": str(thread_id), "deleted_file": existed}
 
 
-async def rebuild_memory(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
+async def rebuild(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
     """Replace the thread's memory with its newest whole turns from the PostgreSQL log."""
     async with (
         leased(ctx, thread_id) as user_id,
         ctx.memory_store.open(user_id, thread_id) as memory,
         session_scope(ctx.sessionmaker) as db,
     ):
-        conversation = await db.get_one(Conversation, thread_id)
-        generation = conversation.memory_generation + 1
-        written = await sessions.rebuild_memory(
+        thread = await db.get_one(Thread, thread_id)
+        generation = thread.memory_generation + 1
+        written = await rebuild_memory(
             db,
             memory,
-            conversation_id=thread_id,
+            thread_id=thread_id,
             max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES,
             generation=generation,
         )
-        await sessions.record_memory(
+        await memory_records.record_memory(
             db,
             thread_id,
             stats=await memory.stats(),
             generation=generation,
-            message_count=conversation.message_count,
+            message_count=thread.message_count,
         )
     return {"thread_id": str(thread_id), "items": written}
 
 
-async def inspect_memory(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
+async def inspect(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
     """Bookkeeping plus what the file itself says (it is opened read-side only)."""
     async with ctx.sessionmaker() as db:
-        info = await sessions.get_session_info(db, thread_id)
+        info = await memory_records.get_thread_memory_info(db, thread_id)
     details: dict[str, Any] = info.model_dump(mode="json")
     exists = ctx.memory_store.exists(info.user_id, thread_id)
     details["file_exists"] = exists

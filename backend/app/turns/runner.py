@@ -30,23 +30,22 @@ from contextlib import AsyncExitStack
 from datetime import timedelta
 
 from agents import Agent
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.assistant.events import StreamEvent, TurnDone, TurnError
-from app.assistant.memory import AgentMemoryStore, MemorySession, MemoryUnavailableError
 from app.assistant.tools import TurnContext
 from app.config import Settings
-from app.db import SessionMaker, session_scope
+from app.db import SessionMaker
+from app.memory import Memory, MemoryStore, MemoryUnavailableError
 from app.metrics import TURN_LATENCY, TURNS
-from app.models import Conversation, MessagePublic, MessageRole
+from app.models import MessagePublic, MessageRole, Thread
 from app.services import leases, messages
 from app.services.lease_keeper import LeaseKeeper
-from app.services.turn import Turn, TurnResult
-from app.services.turn_cache import RecentTurns, Replay
-from app.services.turn_failures import LeaseLostError, describe_failure
-from app.services.turn_memory import reconcile_memory
-from app.services.turn_steps import run_and_save
+from app.turns.events import TurnDone, TurnError, TurnEvent
+from app.turns.failures import LeaseLostError, describe_failure
+from app.turns.memory import reconcile_memory
+from app.turns.replay import RecentTurns, Replay
+from app.turns.steps import run_and_save
+from app.turns.turn import Turn, TurnResult
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ class TurnRunner:
         self,
         *,
         sessionmaker: SessionMaker,
-        memory_store: AgentMemoryStore,
+        memory_store: MemoryStore,
         agent: Agent[TurnContext],
         settings: Settings,
     ) -> None:
@@ -76,12 +75,12 @@ class TurnRunner:
             max_bytes=settings.TURN_REPLAY_MAX_MB * MEBIBYTE,
             max_age_s=settings.TURN_REPLAY_SECONDS,
         )
-        self._background: set[asyncio.Task[None]] = set()  # lease releases retried in outages
 
-    async def prepare(
-        self, db: AsyncSession, *, user_id: uuid.UUID, conversation_id: uuid.UUID, text: str
-    ) -> Turn:
+    async def prepare(self, db: AsyncSession, owned: Thread, *, text: str) -> Turn:
         """Step 1: lock, lease, repair memory, user message. The caller commits, then `start`s.
+
+        `owned` is the caller's thread (from `OwnedThreadDep`); the lease is claimed from a
+        fresh read of its row.
 
         Raises:
             NotFoundError: not the caller's thread.
@@ -92,21 +91,22 @@ class TurnRunner:
         # End the request's transaction (user lookup) so that no pooled connection is held
         # while this request waits for the memory file below.
         await db.commit()
-        turn_id = uuid.uuid4()
+        turn_id, user_id, thread_id = uuid.uuid4(), owned.user_id, owned.id
         resources = AsyncExitStack()
         try:
             memory = await resources.enter_async_context(
                 self._memory_store.open(
                     user_id,
-                    conversation_id,
+                    thread_id,
                     wait_s=self._settings.AGENT_SESSION_BUSY_TIMEOUT_MS / 1000,
+                    for_turn=True,
                 )
             )
             claimed_at = time.monotonic()
-            conversation = await leases.claim(
+            thread = await leases.claim(
                 self._sessionmaker,
                 user_id=user_id,
-                conversation_id=conversation_id,
+                thread_id=thread_id,
                 holder=turn_id,
                 lease=self._lease,
             )
@@ -114,28 +114,28 @@ class TurnRunner:
             await resources.aclose()
             raise
         try:
-            message = await self._open_turn(db, memory, conversation, turn_id, text)
+            message = await self._open_turn(db, memory, thread, turn_id, text)
         except BaseException:
             await resources.aclose()
-            await self._release_or_retry(conversation_id, turn_id)
+            await self._keeper.release(thread_id, turn_id)
             raise
-        self._keeper.hold(turn_id, conversation_id, claimed_at=claimed_at)
+        self._keeper.hold(turn_id, thread_id, claimed_at=claimed_at)
         return Turn(
             id=turn_id,
             user_id=user_id,
-            conversation_id=conversation_id,
+            thread_id=thread_id,
             text=text,
             user_message=MessagePublic.model_validate(message),
             memory=memory,
-            generation=conversation.memory_generation,
+            generation=thread.memory_generation,
             _resources=resources,
         )
 
     async def _open_turn(
         self,
         db: AsyncSession,
-        memory: MemorySession,
-        conversation: Conversation,
+        memory: Memory,
+        thread: Thread,
         turn_id: uuid.UUID,
         text: str,
     ) -> object:
@@ -144,12 +144,12 @@ class TurnRunner:
             db,
             self._memory_store,
             memory,
-            conversation,
+            thread,
             max_items=self._settings.AGENT_SESSION_MAX_MESSAGES,
         )
         message, _ = await messages.append_message(
             db,
-            conversation_id=conversation.id,
+            thread_id=thread.id,
             holder=turn_id,
             role=MessageRole.USER,
             content=text,
@@ -159,10 +159,10 @@ class TurnRunner:
 
     def start(self, turn: Turn) -> None:
         """Step 2: run the turn in a task of its own."""
-        turn.emit(StreamEvent.USER_MESSAGE, turn.user_message)
-        self._recent.add(turn.id, Replay(conversation_id=turn.conversation_id, log=turn.log))
+        turn.emit(TurnEvent.USER_MESSAGE, turn.user_message)
+        self._recent.add(turn.id, Replay(thread_id=turn.thread_id, log=turn.log))
         if self._settings.LOG_CONTENT:  # off by default: logs must not hold what users wrote
-            logger.debug("Turn %s in thread %s: %r", turn.id, turn.conversation_id, turn.text)
+            logger.debug("Turn %s in thread %s: %r", turn.id, turn.thread_id, turn.text)
         task = asyncio.create_task(self._execute(turn), name=f"turn-{turn.id}")
         self._running[turn.id] = (turn, task)
         task.add_done_callback(lambda _: self._running.pop(turn.id, None))
@@ -175,7 +175,7 @@ class TurnRunner:
         """Release what `prepare` took when the request failed before `start`."""
         self._keeper.drop(turn.id)
         await turn._resources.aclose()
-        await self._release_or_retry(turn.conversation_id, turn.id)
+        await self._keeper.release(turn.thread_id, turn.id)
 
     async def wait_idle(self) -> None:
         """Wait for every running turn (tests, shutdown)."""
@@ -192,7 +192,7 @@ class TurnRunner:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._settings.SHUTDOWN_GRACE_SECONDS / 2):
                 await self.wait_idle()
-        pending = [task for _, task in self._running.values()] + list(self._background)
+        pending = [task for _, task in self._running.values()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -232,10 +232,10 @@ class TurnRunner:
         except Exception as e:
             error = describe_failure(e)
             if error.code == "internal_error":
-                logger.exception("Turn %s in thread %s failed", turn.id, turn.conversation_id)
+                logger.exception("Turn %s in thread %s failed", turn.id, turn.thread_id)
             else:
                 logger.warning(
-                    "Turn %s in thread %s failed: %s", turn.id, turn.conversation_id, error.code
+                    "Turn %s in thread %s failed: %s", turn.id, turn.thread_id, error.code
                 )
         finally:
             self._keeper.drop(turn.id)
@@ -248,13 +248,13 @@ class TurnRunner:
     ) -> None:
         if error is not None:
             if not turn.lease_lost:  # a lost lease is not ours to give back
-                await self._release_or_retry(turn.conversation_id, turn.id)
-            turn.emit(StreamEvent.ERROR, error)
+                await self._keeper.release(turn.thread_id, turn.id)
+            turn.emit(TurnEvent.ERROR, error)
         else:
             assert assistant is not None
-            turn.emit(StreamEvent.ASSISTANT_MESSAGE, assistant)
+            turn.emit(TurnEvent.ASSISTANT_MESSAGE, assistant)
         turn.emit(
-            StreamEvent.DONE, TurnDone(turn_id=turn.id, status="failed" if error else "completed")
+            TurnEvent.DONE, TurnDone(turn_id=turn.id, status="failed" if error else "completed")
         )
         self._recent.finish(turn.id)
         if not turn.result.done():
@@ -281,35 +281,3 @@ class TurnRunner:
             raise MemoryUnavailableError(
                 "Agent memory storage is low on disk space; retry when an operator frees some"
             )
-
-    async def _release_or_retry(self, conversation_id: uuid.UUID, holder: uuid.UUID) -> None:
-        """Give the lease back now, or keep trying in the background while PostgreSQL is down.
-
-        Without the retries, a thread whose turn failed in an outage would stay blocked for
-        the rest of its lease after the database came back.
-        """
-        if await self._try_release(conversation_id, holder):
-            return
-        task = asyncio.create_task(
-            self._retry_release(conversation_id, holder), name=f"release-{holder}"
-        )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _retry_release(self, conversation_id: uuid.UUID, holder: uuid.UUID) -> None:
-        deadline = time.monotonic() + self._lease.total_seconds()
-        delay = 0.25
-        while time.monotonic() + delay < deadline:
-            await asyncio.sleep(delay)
-            if await self._try_release(conversation_id, holder):
-                return
-            delay = min(delay * 2, 2.0)
-        logger.warning("Could not release the lease of turn %s; it expires by itself", holder)
-
-    async def _try_release(self, conversation_id: uuid.UUID, holder: uuid.UUID) -> bool:
-        try:
-            async with session_scope(self._sessionmaker) as db:
-                await leases.release(db, [conversation_id], holder)
-        except (SQLAlchemyError, OSError):
-            return False
-        return True

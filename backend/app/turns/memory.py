@@ -21,16 +21,17 @@ what only memory had (reasoning items, provider item ids), so it is done only wh
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
-from typing import Any, cast
 
 from agents.items import TResponseInputItem
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.assistant.memory import AgentMemoryStore, MemoryMark, MemorySession, is_corruption
+from app.memory import Memory, MemoryMark, MemoryStore, is_corruption
+from app.memory.log_items import items_from_log, newest_whole_turns, user_item
 from app.metrics import RECOVERIES
-from app.models import Conversation, MemoryState, MessageRole
-from app.services import messages, sessions
+from app.models import MemoryState, MessageRole, Thread
+from app.services import memory_records, messages
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +46,9 @@ class Repair:
 
 async def reconcile_memory(
     db: AsyncSession,
-    store: AgentMemoryStore,
-    memory: MemorySession,
-    conversation: Conversation,
+    store: MemoryStore,
+    memory: Memory,
+    thread: Thread,
     *,
     max_items: int,
     dry_run: bool = False,
@@ -58,40 +59,36 @@ async def reconcile_memory(
     statement touched the file (whether it existed is part of the diagnosis). With
     `dry_run`, only say what is wrong: nothing is written and no file is created.
     """
-    had_file = store.exists(conversation.user_id, conversation.id)
+    had_file = store.exists(thread.user_id, thread.id)
     if dry_run and not had_file:
-        missing = conversation.memory_state == MemoryState.ACTIVE
-        return Repair(
-            reason="missing" if missing else None, generation=conversation.memory_generation
-        )
-    corrupt = await _corrupt(store, memory, conversation, dry_run=dry_run)
+        missing = thread.memory_state == MemoryState.ACTIVE
+        return Repair(reason="missing" if missing else None, generation=thread.memory_generation)
+    corrupt = await _corrupt(store, memory, thread, dry_run=dry_run)
     if corrupt and dry_run:
-        return Repair(reason="corrupt", generation=conversation.memory_generation)
+        return Repair(reason="corrupt", generation=thread.memory_generation)
     repair = await _repair(
         db,
         memory,
-        conversation,
+        thread,
         max_items=max_items,
         had_file=had_file,
         corrupt=corrupt,
         dry_run=dry_run,
     )
-    if not dry_run and repair.generation != conversation.memory_generation:
-        await sessions.record_memory(
+    if not dry_run and repair.generation != thread.memory_generation:
+        await memory_records.record_memory(
             db,
-            conversation.id,
+            thread.id,
             stats=await memory.stats(),
             generation=repair.generation,
-            message_count=conversation.message_count,
+            message_count=thread.message_count,
         )
-        conversation.memory_generation = repair.generation
-        conversation.memory_message_count = conversation.message_count
+        thread.memory_generation = repair.generation
+        thread.memory_message_count = thread.message_count
     return repair
 
 
-async def _corrupt(
-    store: AgentMemoryStore, memory: MemorySession, conversation: Conversation, *, dry_run: bool
-) -> bool:
+async def _corrupt(store: MemoryStore, memory: Memory, thread: Thread, *, dry_run: bool) -> bool:
     """Check the file; when damaged, move it aside (unless `dry_run`). True when damaged.
 
     Raises:
@@ -108,7 +105,7 @@ async def _corrupt(
             moved = store.quarantine(memory)
             logger.warning(
                 "Quarantined unusable memory of thread %s (%s) to %s",
-                conversation.id,
+                thread.id,
                 type(e).__name__,
                 moved,
             )
@@ -118,8 +115,8 @@ async def _corrupt(
 
 async def _repair(
     db: AsyncSession,
-    memory: MemorySession,
-    conversation: Conversation,
+    memory: Memory,
+    thread: Thread,
     *,
     max_items: int,
     had_file: bool,
@@ -131,36 +128,36 @@ async def _repair(
     A rebuild stamps the file with the next generation for the caller to record.
     """
     mark = await memory.read_mark()
-    if conversation.memory_state == MemoryState.EMPTY:
-        return await _repair_empty(db, memory, conversation, mark, dry_run=dry_run)
-    reason = "corrupt" if corrupt else _rebuild_reason(conversation, mark, had_file=had_file)
+    if thread.memory_state == MemoryState.EMPTY:
+        return await _repair_empty(db, memory, thread, mark, dry_run=dry_run)
+    reason = "corrupt" if corrupt else _rebuild_reason(thread, mark, had_file=had_file)
     if reason is not None:
         if dry_run:
-            return Repair(reason=reason, generation=conversation.memory_generation)
-        generation = conversation.memory_generation + 1
-        written = await sessions.rebuild_memory(
+            return Repair(reason=reason, generation=thread.memory_generation)
+        generation = thread.memory_generation + 1
+        written = await rebuild_memory(
             db,
             memory,
-            conversation_id=conversation.id,
+            thread_id=thread.id,
             max_items=max_items,
             generation=generation,
         )
         RECOVERIES.labels(reason).inc()
         logger.info(
             "Rebuilt the memory of thread %s from the message log (%d items, reason: %s)",
-            conversation.id,
+            thread.id,
             written,
             reason,
         )
         return Repair(reason=reason, generation=generation)
-    base = mark.stamped_last_id if mark.generation is not None else _legacy_base(conversation)
-    return await _repair_tail(db, memory, conversation, base, dry_run=dry_run)
+    base = mark.stamped_last_id if mark.generation is not None else _legacy_base(thread)
+    return await _repair_tail(db, memory, thread, base, dry_run=dry_run)
 
 
 async def _repair_empty(
     db: AsyncSession,
-    memory: MemorySession,
-    conversation: Conversation,
+    memory: Memory,
+    thread: Thread,
     mark: MemoryMark,
     *,
     dry_run: bool,
@@ -170,50 +167,50 @@ async def _repair_empty(
     A file stamped with another generation is a stale copy (the thread was cleared since):
     it is emptied, never rebuilt from the log, since the agent was told to forget.
     """
-    if mark.generation is not None and mark.generation != conversation.memory_generation:
+    if mark.generation is not None and mark.generation != thread.memory_generation:
         if not dry_run:
             await memory.replace_after(0, [])
             RECOVERIES.labels("stale").inc()
-            logger.info("Emptied a stale copy of the memory of cleared thread %s", conversation.id)
-        return Repair(reason="stale", generation=conversation.memory_generation)
+            logger.info("Emptied a stale copy of the memory of cleared thread %s", thread.id)
+        return Repair(reason="stale", generation=thread.memory_generation)
     base = mark.stamped_last_id if mark.generation is not None else 0
-    return await _repair_tail(db, memory, conversation, base, dry_run=dry_run)
+    return await _repair_tail(db, memory, thread, base, dry_run=dry_run)
 
 
 async def _repair_tail(
     db: AsyncSession,
-    memory: MemorySession,
-    conversation: Conversation,
+    memory: Memory,
+    thread: Thread,
     base: int,
     *,
     dry_run: bool,
 ) -> Repair:
     """After the saved point `base`, memory must hold exactly the unsaved user messages."""
-    expected = await _unsaved_user_items(db, conversation)
+    expected = await _unsaved_user_items(db, thread)
     if await memory.items_after(base) == expected:
-        return Repair(generation=conversation.memory_generation)
+        return Repair(generation=thread.memory_generation)
     if not dry_run:
         await memory.replace_after(base, expected)
         RECOVERIES.labels("interrupted turn").inc()
         logger.info(
             "Replaced what an interrupted turn left in the memory of thread %s "
             "with the log's %d unanswered messages",
-            conversation.id,
+            thread.id,
             len(expected),
         )
-    return Repair(reason="interrupted turn", generation=conversation.memory_generation)
+    return Repair(reason="interrupted turn", generation=thread.memory_generation)
 
 
-def _rebuild_reason(conversation: Conversation, mark: MemoryMark, *, had_file: bool) -> str | None:
+def _rebuild_reason(thread: Thread, mark: MemoryMark, *, had_file: bool) -> str | None:
     """Why an active or expired thread's memory must be rebuilt from the log, or None."""
-    generation = conversation.memory_generation
-    if conversation.memory_state == MemoryState.EXPIRED:
+    generation = thread.memory_generation
+    if thread.memory_state == MemoryState.EXPIRED:
         return "expired"
     if not had_file:
         return "missing"
     if mark.generation is None:
         # Written before generations existed: trust it unless it lost saved items.
-        if generation == 0 and mark.last_id >= (conversation.memory_last_item_id or 0):
+        if generation == 0 and mark.last_id >= (thread.memory_last_item_id or 0):
             return None
         return "behind"
     if mark.generation < generation:
@@ -223,21 +220,33 @@ def _rebuild_reason(conversation: Conversation, mark: MemoryMark, *, had_file: b
     return None
 
 
-def _legacy_base(conversation: Conversation) -> int:
+async def rebuild_memory(
+    db: AsyncSession, memory: Memory, *, thread_id: uuid.UUID, max_items: int, generation: int
+) -> int:
+    """Replace memory with the newest whole turns of the PostgreSQL log, tool calls included,
+    and stamp it with `generation` (the caller records it in PostgreSQL).
+
+    Returns:
+        The number of items written.
+    """
+    logged = await messages.recent_messages(db, thread_id=thread_id, limit=max_items)
+    items = items_from_log([(m.role, m.content, m.meta) for m in logged])
+    kept = newest_whole_turns(items, max_items)
+    await memory.replace_after(0, kept)
+    await memory.stamp(generation)
+    return len(kept)
+
+
+def _legacy_base(thread: Thread) -> int:
     """The saved point of a file that has no stamp yet (the bookkeeping's newest item id)."""
-    return conversation.memory_last_item_id or 0
+    return thread.memory_last_item_id or 0
 
 
-async def _unsaved_user_items(
-    db: AsyncSession, conversation: Conversation
-) -> list[TResponseInputItem]:
+async def _unsaved_user_items(db: AsyncSession, thread: Thread) -> list[TResponseInputItem]:
     """The log's messages after the saved state, as the user items memory must hold."""
-    if conversation.message_count <= conversation.memory_message_count:
+    if thread.message_count <= thread.memory_message_count:
         return []
     pending = await messages.messages_after(
-        db, conversation_id=conversation.id, offset=conversation.memory_message_count
+        db, thread_id=thread.id, offset=thread.memory_message_count
     )
-    items: list[dict[str, Any]] = [
-        {"role": "user", "content": m.content} for m in pending if m.role == MessageRole.USER
-    ]
-    return cast(list[TResponseInputItem], items)
+    return [user_item(m.content) for m in pending if m.role == MessageRole.USER]

@@ -2,70 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress
 
-from app.config import MAX_RETENTION_DAYS, Settings
+from app.cli.common import run_with_jobs
+from app.config import MAX_RETENTION_DAYS
+from app.scheduler import thread_admin
 
 sessions_cli = typer.Typer(no_args_is_help=True, help="Inspect and maintain agent memory")
-_T = TypeVar("_T")
-
-
-@asynccontextmanager
-async def job_context(settings: Settings) -> AsyncIterator[Any]:
-    """Database (embedded if DATABASE_URL is unset), memory store and job context."""
-    from app.assistant.memory import AgentMemoryStore
-    from app.db import create_sessionmaker
-    from app.main import ensure_schema, open_database
-    from app.scheduler.jobs import JobContext
-
-    engine, embedded = await open_database(settings)
-    try:
-        await ensure_schema(engine, migrate=embedded is not None or settings.AUTO_MIGRATE)
-        store = AgentMemoryStore(
-            settings.agent_session_dir, pool_size=settings.AGENT_SESSION_POOL_SIZE
-        )
-        yield JobContext(
-            sessionmaker=create_sessionmaker(engine), memory_store=store, settings=settings
-        )
-        store.close()
-    finally:
-        await engine.dispose()
-        if embedded is not None:
-            embedded.stop()
-
-
-def _run(operation: Callable[[Any], Awaitable[_T]], *, progress_label: str | None = None) -> _T:
-    from app.cli import _settings
-    from app.errors import AppError
-
-    settings = _settings()
-
-    async def _main() -> _T:
-        async with job_context(settings) as ctx:
-            if progress_label is None:
-                return await operation(ctx)
-            with Progress(transient=True) as progress:
-                task = progress.add_task(progress_label, total=None)
-
-                def update(done: int, total: int) -> None:
-                    progress.update(task, completed=done, total=total)
-
-                return await operation(dataclasses.replace(ctx, on_progress=update))
-
-    try:
-        return asyncio.run(_main())
-    except AppError as e:
-        typer.echo(f"{type(e).__name__}: {e.message}", err=True)
-        raise typer.Exit(1) from None
 
 
 def _print(value: Any) -> None:
@@ -78,7 +25,7 @@ def _run_job(name: str, progress_label: str | None = None, **kwargs: Any) -> Non
     from app.models import RunStatus
     from app.scheduler.registry import run_job
 
-    run = _run(
+    run = run_with_jobs(
         lambda ctx: run_job(name, ctx, trigger="cli", **kwargs), progress_label=progress_label
     )
     _print({"job": run.job, "status": run.status, "counts": run.counts, "error": run.error})
@@ -89,21 +36,19 @@ def _run_job(name: str, progress_label: str | None = None, **kwargs: Any) -> Non
 @sessions_cli.command()
 def stats() -> None:
     """Sessions, items, bytes, oldest/newest activity and sessions over the cap."""
-    from app.services.sessions import session_stats
+    from app.services.memory_records import memory_totals
 
     async def op(ctx: Any) -> Any:
         async with ctx.sessionmaker() as db:
-            return await session_stats(db, max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES)
+            return await memory_totals(db, max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES)
 
-    _print(_run(op))
+    _print(run_with_jobs(op))
 
 
 @sessions_cli.command()
 def show(thread_id: uuid.UUID) -> None:
     """One thread's memory: items, bytes, last activity."""
-    from app.services.memory_admin import inspect_memory
-
-    _print(_run(lambda ctx: inspect_memory(ctx, thread_id)))
+    _print(run_with_jobs(lambda ctx: thread_admin.inspect(ctx, thread_id)))
 
 
 @sessions_cli.command()
@@ -118,7 +63,7 @@ def prune(
     if thread_id is not None:
         from app.scheduler.jobs import prune as prune_job
 
-        _print(_run(lambda ctx: prune_job(ctx, thread_id=thread_id, dry_run=dry_run)))
+        _print(run_with_jobs(lambda ctx: prune_job(ctx, thread_id=thread_id, dry_run=dry_run)))
     else:
         _run_job("prune", progress_label="Pruning", dry_run=dry_run)
 
@@ -126,9 +71,7 @@ def prune(
 @sessions_cli.command()
 def clear(thread_id: uuid.UUID) -> None:
     """Make the agent forget a thread (its messages stay)."""
-    from app.services.memory_admin import clear_memory
-
-    _print(_run(lambda ctx: clear_memory(ctx, thread_id)))
+    _print(run_with_jobs(lambda ctx: thread_admin.clear(ctx, thread_id)))
 
 
 @sessions_cli.command()
@@ -145,9 +88,7 @@ def cleanup(
 @sessions_cli.command()
 def rebuild(thread_id: uuid.UUID) -> None:
     """Rebuild a thread's memory from the PostgreSQL log."""
-    from app.services.memory_admin import rebuild_memory
-
-    _print(_run(lambda ctx: rebuild_memory(ctx, thread_id)))
+    _print(run_with_jobs(lambda ctx: thread_admin.rebuild(ctx, thread_id)))
 
 
 @sessions_cli.command()
@@ -162,7 +103,7 @@ def verify() -> None:
     whose file is gone, and memory that is not exactly its log (behind, ahead, diverged)."""
     from app.scheduler.jobs import verify as verify_job
 
-    report = _run(verify_job)
+    report = run_with_jobs(verify_job)
     _print(report)
     if not report["ok"]:
         raise typer.Exit(1)

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from app.assistant.events import StreamEvent, TurnError
-from app.assistant.memory import MemorySession
+from app.memory import Memory
 from app.models import MessagePublic
-from app.services.turn_log import TurnLog
+from app.turns.events import TurnError, TurnEvent
+from app.turns.log import TurnLog
 
 
 class TurnResult(BaseModel):
@@ -31,7 +31,7 @@ class Turn:
 
     id: uuid.UUID
     user_id: uuid.UUID
-    conversation_id: uuid.UUID
+    thread_id: uuid.UUID
     text: str
     user_message: MessagePublic
     log: TurnLog = field(default_factory=TurnLog)
@@ -39,11 +39,11 @@ class Turn:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     _resources: AsyncExitStack = field(default_factory=AsyncExitStack)
-    memory: MemorySession | None = None
+    memory: Memory | None = None
     generation: int = 0  # the memory generation PostgreSQL recorded when the turn began
     lease_lost: bool = False  # set by the lease keeper: write nothing more
 
-    def emit(self, kind: StreamEvent, payload: BaseModel) -> None:
+    def emit(self, kind: TurnEvent, payload: BaseModel) -> None:
         self.log.append(kind, payload.model_dump_json())
 
     def emit_delta(self, delta: str) -> None:

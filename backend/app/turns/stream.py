@@ -13,7 +13,7 @@ from agents import RunItemStreamEvent, StreamEvent as SdkStreamEvent
 from agents.stream_events import RawResponsesStreamEvent
 from pydantic import BaseModel
 
-from app.assistant.events import StreamEvent, TextDelta, ToolCall, ToolCallRecord, ToolResult
+from app.turns.events import TextDelta, ToolCall, ToolCallRecord, ToolResult, TurnEvent
 
 
 @dataclass
@@ -23,13 +23,13 @@ class TurnRecorder:
     text_parts: list[str] = field(default_factory=list)
     tool_calls: dict[str, ToolCallRecord] = field(default_factory=dict)
 
-    def translate(self, event: SdkStreamEvent) -> tuple[StreamEvent, BaseModel] | None:
+    def translate(self, event: SdkStreamEvent) -> tuple[TurnEvent, BaseModel] | None:
         """The SSE event for one SDK event, or None for events clients do not see."""
         if isinstance(event, RawResponsesStreamEvent):
             if getattr(event.data, "type", None) == "response.output_text.delta":
                 delta = str(event.data.delta)  # type: ignore[union-attr]  # narrowed by `type`
                 self.text_parts.append(delta)
-                return StreamEvent.TEXT_DELTA, TextDelta(delta=delta)
+                return TurnEvent.TEXT_DELTA, TextDelta(delta=delta)
             return None
         if not isinstance(event, RunItemStreamEvent):
             return None
@@ -41,7 +41,7 @@ class TurnRecorder:
                 arguments=str(raw.get("arguments", "")),
             )
             self.tool_calls[call.call_id] = call
-            return StreamEvent.TOOL_CALL, ToolCall(
+            return TurnEvent.TOOL_CALL, ToolCall(
                 call_id=call.call_id, name=call.name, arguments=call.arguments
             )
         if event.name == "tool_output":
@@ -52,7 +52,7 @@ class TurnRecorder:
             if record is not None:
                 record.output = output
             name = record.name if record else ""
-            return StreamEvent.TOOL_RESULT, ToolResult(call_id=call_id, name=name, output=output)
+            return TurnEvent.TOOL_RESULT, ToolResult(call_id=call_id, name=name, output=output)
         return None
 
     @property

@@ -15,7 +15,7 @@ import pytest
 from agents import SQLiteSession
 from agents.memory import Session, SessionSettings
 
-from app.assistant.memory import AgentMemoryStore
+from app.memory import AgentMemoryStore
 
 OpenMemory = Callable[[Path, uuid.UUID, uuid.UUID], AbstractAsyncContextManager[Session]]
 

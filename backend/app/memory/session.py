@@ -1,4 +1,4 @@
-"""`MemorySession`: the SDK `Session` protocol over one SQLite connection.
+"""`MemorySession`: the SDK `Session` protocol over one SQLite memory file.
 
 Statements run on the event loop instead of hopping to a worker thread per call: they touch
 one small local file and take microseconds. A lock held by another process is waited out with
@@ -19,15 +19,14 @@ import orjson
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 
-from app.assistant.memory_errors import (
+from app.memory.errors import (
     MemoryBusyError,
     MemoryCorruptError,
     MemoryFailure,
     classify,
     unavailable,
 )
-from app.assistant.memory_files import (
-    IS_TURN_START,
+from app.memory.files import (
     READ_ALL_AS_ARRAY,
     READ_LATEST_AS_ARRAY,
     READ_MARK,
@@ -37,10 +36,11 @@ from app.assistant.memory_files import (
     file_bytes,
     transaction,
 )
+from app.memory.pruning import PruneResult, prune_rows
 from app.metrics import MEMORY_READ, MEMORY_WRITE
 
 if TYPE_CHECKING:
-    from app.assistant.connection_pool import ConnectionPool, PooledConnection
+    from app.memory.pool import ConnectionPool, PooledConnection
 
 _T = TypeVar("_T")
 
@@ -62,15 +62,8 @@ class MemoryStats:
     last_id: int = 0  # newest row id (0 when empty)
 
 
-@dataclass(frozen=True)
-class PruneResult:
-    removed: int
-    kept: int
-    oversized_turn: bool  # one turn alone exceeds the cap; it was kept whole
-
-
 class MemorySession:
-    """The SDK `Session` protocol over one conversation's memory file.
+    """The SDK `Session` protocol over one thread's memory file.
 
     Only `AgentMemoryStore.open()` creates these. Each call borrows the file's connection
     from the store's pool for its statements and gives it back before awaiting anything, so
@@ -267,39 +260,13 @@ class MemorySession:
     async def prune(self, max_items: int) -> PruneResult:
         """Cut the history back to at most `max_items` items, only at a turn boundary.
 
-        One SQLite transaction: a crash leaves the old history or the new one, never half.
-        Only the newest `max_items` rows can hold the boundary to keep from, so only they are
-        classified, by SQLite's JSON functions (no row is decoded in Python). The same rule as
-        `pruning.plan_cut`, which the property tests prove.
+        One SQLite transaction (see `pruning.prune_rows`): a crash leaves the old history or
+        the new one, never half.
         """
 
         def _prune(c: sqlite3.Connection) -> PruneResult:
             with transaction(c):
-                (total,) = c.execute(
-                    "SELECT count(*) FROM agent_messages WHERE session_id = ?", (self.session_id,)
-                ).fetchone()
-                if total <= max_items:
-                    return PruneResult(removed=0, kept=total, oversized_turn=False)
-                window = c.execute(
-                    f"SELECT id, {IS_TURN_START} FROM agent_messages WHERE session_id = ? "
-                    "ORDER BY id DESC LIMIT ?",
-                    (self.session_id, max_items),
-                ).fetchall()[::-1]
-                keep_from = next((row_id for row_id, start in window if start), None)
-                oversized = keep_from is None
-                if oversized:  # the newest turn alone is over the cap: keep it whole
-                    (keep_from,) = c.execute(
-                        f"SELECT max(id) FROM agent_messages WHERE session_id = ? AND id < ? "
-                        f"AND {IS_TURN_START}",
-                        (self.session_id, window[0][0]),
-                    ).fetchone()
-                if keep_from is None:  # no turn boundary at all: no cut would be valid
-                    return PruneResult(removed=0, kept=total, oversized_turn=True)
-                removed = c.execute(
-                    "DELETE FROM agent_messages WHERE session_id = ? AND id < ?",
-                    (self.session_id, keep_from),
-                ).rowcount
-            return PruneResult(removed=removed, kept=total - removed, oversized_turn=oversized)
+                return prune_rows(c, self.session_id, max_items)
 
         with MEMORY_WRITE.time():
             return await self._run(_prune)
@@ -353,6 +320,13 @@ class MemorySession:
 
         return await self._run(_ratio)
 
+    async def reclaim(self, free_ratio: float) -> bool:
+        """VACUUM the file when more than `free_ratio` of its pages are free."""
+        if await self.free_page_ratio() <= free_ratio:
+            return False
+        await self.vacuum()
+        return True
+
     async def vacuum(self) -> None:
         """Rewrite the file without free pages, then truncate the WAL."""
         await self._run(lambda c: c.execute("VACUUM"))
@@ -396,7 +370,7 @@ class MemorySession:
                 if failure is not MemoryFailure.BUSY:
                     raise
                 if time.monotonic() >= deadline:
-                    raise MemoryBusyError("The conversation's memory is busy; retry shortly") from e
+                    raise MemoryBusyError("The thread's memory is busy; retry shortly") from e
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
 

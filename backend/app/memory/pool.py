@@ -5,7 +5,7 @@ turn. Closing the last connection to a WAL database checkpoints it and deletes i
 `-shm` files, and the next open creates them again (measured: 1.6-4 ms against 0.4 ms with the
 connection kept). So connections are borrowed for the length of one statement batch and kept
 afterwards, up to `max_idle` files; each idle file costs 3 descriptors (database, WAL, shared
-memory), which bounds descriptors however many conversations are served.
+memory), which bounds descriptors however many threads are served.
 
 A pooled connection is only reused while the file looks exactly as this connection left it
 (device, inode, size, modification time). If another process deleted or replaced the file,
@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.assistant.memory_files import FILE_MODE, configure_connection, make_private_dir
+from app.memory.files import FILE_MODE, configure_connection, make_private_dir
 
 # The first wait for a lock happens inside SQLite (cheap, short); longer waits yield the loop.
 INLINE_BUSY_TIMEOUT_MS = 20

@@ -13,14 +13,14 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from app.services.turn_log import TurnLog
+from app.turns.log import TurnLog
 
 
 @dataclass
 class Replay:
     """What resuming a turn needs: whose thread it is, and its events."""
 
-    conversation_id: uuid.UUID
+    thread_id: uuid.UUID
     log: TurnLog
     finished_at: float | None = None  # monotonic; None while the turn runs
 

@@ -1,0 +1,140 @@
+"""Building the service's parts from settings, for the app's lifespan and the CLI alike.
+
+One place opens the database (or starts the embedded one), checks or migrates its schema,
+and builds the memory store, the turn runner and the job context with the same settings,
+so the CLI never imports the ASGI app and never builds a store the server would not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from agents.memory import SessionSettings
+from agents.models.interface import Model
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import schema
+from app.assistant.agent import build_agent
+from app.config import ConfigError, Settings
+from app.db import DatabaseTimeouts, SessionMaker, create_engine, create_sessionmaker, redact_url
+from app.embedded_db import start_embedded
+from app.memory import AgentMemoryStore
+from app.scheduler.context import JobContext
+from app.turns.runner import TurnRunner
+
+logger = logging.getLogger(__name__)
+
+# Any fixed 64-bit number: it serializes concurrent migrations from several workers.
+MIGRATION_LOCK_ID = 7_341_902_118
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: AsyncEngine
+    sessionmaker: SessionMaker
+
+
+@asynccontextmanager
+async def open_database(
+    settings: Settings, *, migrate: bool | None = None
+) -> AsyncIterator[Database]:
+    """Connect to DATABASE_URL (or start the embedded server) with the schema at head.
+
+    Args:
+        migrate: bring the schema to head; default: for the embedded database or with
+            AUTO_MIGRATE, else refuse an old schema.
+
+    Raises:
+        ConfigError: the schema is behind and migrating is not allowed.
+    """
+    embedded = None
+    if settings.DATABASE_URL:
+        url = settings.DATABASE_URL
+        logger.info("Using PostgreSQL at %s", redact_url(url))
+    else:
+        embedded = await start_embedded(settings.embedded_pgdata_dir)
+        url = embedded.url
+    engine = create_engine(
+        url,
+        pool_size=settings.DATABASE_POOL_SIZE,
+        connect_timeout_s=settings.DATABASE_CONNECT_TIMEOUT_SECONDS,
+        pool_timeout_s=settings.DATABASE_POOL_TIMEOUT_SECONDS,
+        timeouts=DatabaseTimeouts(
+            statement=settings.DATABASE_STATEMENT_TIMEOUT_SECONDS,
+            lock=settings.DATABASE_LOCK_TIMEOUT_SECONDS,
+            idle_in_transaction=settings.DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS,
+        ),
+    )
+    try:
+        if migrate is None:
+            migrate = embedded is not None or settings.AUTO_MIGRATE
+        await ensure_schema(engine, migrate=migrate)
+        yield Database(engine=engine, sessionmaker=create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+        if embedded is not None:
+            embedded.stop()
+
+
+async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
+    """Bring the schema to head, or refuse to start when that is not allowed.
+
+    Raises:
+        ConfigError: the database is behind and AUTO_MIGRATE is off.
+    """
+    if await schema.is_at_head(engine):
+        return
+    if not migrate:
+        current = await schema.current_revision(engine)
+        raise ConfigError(
+            f"Database schema is at {current or 'an empty database'}, the code needs "
+            f"{schema.head_revision()}: run `make migrate` (or set AUTO_MIGRATE=true)"
+        )
+    async with engine.connect() as conn, conn.begin():
+        # Held by this transaction while another connection migrates, so a second worker
+        # waits, then sees head; transaction-scoped, so it works through a pooler too.
+        await schema.lift_timeouts(conn)
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        if not await schema.is_at_head(engine):
+            logger.info("Migrating the database schema to %s", schema.head_revision())
+            await schema.upgrade(engine)
+
+
+def build_memory_store(settings: Settings) -> AgentMemoryStore:
+    """The memory store, configured the same way for the server, jobs and the CLI."""
+    return AgentMemoryStore(
+        settings.agent_session_dir,
+        busy_timeout_ms=settings.AGENT_SESSION_BUSY_TIMEOUT_MS,
+        session_settings=SessionSettings(limit=settings.AGENT_SESSION_READ_LIMIT),
+        pool_size=settings.AGENT_SESSION_POOL_SIZE,
+    )
+
+
+def build_job_context(
+    settings: Settings, database: Database, memory_store: AgentMemoryStore
+) -> JobContext:
+    return JobContext(
+        sessionmaker=database.sessionmaker, memory_store=memory_store, settings=settings
+    )
+
+
+def build_turn_runner(
+    settings: Settings,
+    database: Database,
+    memory_store: AgentMemoryStore,
+    *,
+    model: Model | None = None,
+) -> TurnRunner:
+    """The turn runner with the agent the settings choose (`model` replaces its model)."""
+    agent = build_agent(settings, model=model)
+    logger.info("Agent model: %s (%s)", settings.model_provider, agent.model)
+    return TurnRunner(
+        sessionmaker=database.sessionmaker,
+        memory_store=memory_store,
+        agent=agent,
+        settings=settings,
+    )

@@ -1,0 +1,72 @@
+"""What every CLI command shares: settings that fail in one line, and the service's parts.
+
+Commands build what they need through `app.bootstrap`, exactly as the server's lifespan
+does (same database settings, same memory store), and never import the ASGI app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+import typer
+from rich.progress import Progress
+
+from app.bootstrap import build_job_context, build_memory_store, open_database
+from app.config import ConfigError, Settings, load_settings
+from app.errors import AppError
+from app.scheduler.context import JobContext
+
+_T = TypeVar("_T")
+
+
+def load_settings_or_exit() -> Settings:
+    """The settings, or one line naming the bad setting and exit code 2."""
+    try:
+        return load_settings()
+    except ConfigError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+
+
+@asynccontextmanager
+async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
+    """Database (embedded if DATABASE_URL is unset), memory store and job context."""
+    from app.logging import configure_logging
+
+    configure_logging(settings)
+    async with open_database(settings) as database:
+        store = build_memory_store(settings)
+        try:
+            yield build_job_context(settings, database, store)
+        finally:
+            store.close()
+
+
+def run_with_jobs(
+    operation: Callable[[JobContext], Awaitable[_T]], *, progress_label: str | None = None
+) -> _T:
+    """Run `operation` against the service's stores; a domain error is one line, exit 1."""
+    settings = load_settings_or_exit()
+
+    async def _main() -> _T:
+        async with job_context(settings) as ctx:
+            if progress_label is None:
+                return await operation(ctx)
+            with Progress(transient=True) as progress:
+                task = progress.add_task(progress_label, total=None)
+
+                def update(done: int, total: int) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                return await operation(dataclasses.replace(ctx, on_progress=update))
+
+    try:
+        return asyncio.run(_main())
+    except (AppError, ConfigError) as e:
+        message = e.message if isinstance(e, AppError) else str(e)
+        typer.echo(f"{type(e).__name__}: {message}", err=True)
+        raise typer.Exit(1) from None

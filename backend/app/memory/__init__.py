@@ -1,0 +1,36 @@
+"""Agent memory: one SQLite file per user per thread, in the SDK's own schema.
+
+Everything about memory files lives in this package (the store that owns the directory, the
+SDK `Session` over one file, the connection pool, the file format, the turn-aligned pruning
+rule, failure classification). Turn code depends on the `MemoryStore` protocol
+(`memory.protocol`), so another backend is a new module, not a rewrite.
+"""
+
+from app.memory.errors import (
+    MemoryBusyError,
+    MemoryCorruptError,
+    MemoryInUseError,
+    MemoryUnavailableError,
+    is_corruption,
+)
+from app.memory.files import file_bytes
+from app.memory.protocol import Memory, MemoryStore
+from app.memory.pruning import PruneResult
+from app.memory.session import MemoryMark, MemorySession, MemoryStats
+from app.memory.store import AgentMemoryStore
+
+__all__ = [
+    "AgentMemoryStore",
+    "Memory",
+    "MemoryBusyError",
+    "MemoryCorruptError",
+    "MemoryInUseError",
+    "MemoryMark",
+    "MemorySession",
+    "MemoryStats",
+    "MemoryStore",
+    "MemoryUnavailableError",
+    "PruneResult",
+    "file_bytes",
+    "is_corruption",
+]

@@ -1,0 +1,113 @@
+"""The memory backend contract the turn code depends on.
+
+`Memory` is the SDK's `Session` protocol plus what Threadkeeper needs to keep memory exactly
+in step with the PostgreSQL log (marks and stamps, cut-back, pruning, stats). `MemoryStore`
+owns where memories live and who may use one at a time. The SQLite store implements both
+today; a PostgreSQL backend implements the same two protocols, and the contract suite in
+`tests/memory/` runs against each.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from agents.items import TResponseInputItem
+from agents.memory import Session
+
+if TYPE_CHECKING:
+    from app.memory.pruning import PruneResult
+    from app.memory.session import MemoryMark, MemoryStats
+
+
+class Memory(Session, Protocol):
+    """One thread's memory, open for the length of a block (see `MemoryStore.open`)."""
+
+    async def read_mark(self) -> MemoryMark:
+        """The generation memory was stamped with, the newest item id then, and now."""
+        ...
+
+    async def stamp(self, generation: int) -> None:
+        """Record that memory now holds the saved state `generation`."""
+        ...
+
+    async def items_after(self, mark: int) -> list[TResponseInputItem]:
+        """The items newer than id `mark`, oldest first."""
+        ...
+
+    async def replace_after(self, mark: int, items: list[TResponseInputItem]) -> None:
+        """Drop every item newer than `mark` and append `items`, atomically."""
+        ...
+
+    async def prune(self, max_items: int) -> PruneResult:
+        """Cut back to at most `max_items`, only where a user message starts a turn."""
+        ...
+
+    async def stats(self) -> MemoryStats:
+        """Item count, bytes and newest item id, for the bookkeeping in PostgreSQL."""
+        ...
+
+    async def check(self) -> None:
+        """Raise `MemoryCorruptError` when the stored items cannot be used."""
+        ...
+
+    async def ensure_writable(self) -> None:
+        """Wait (bounded) until memory can be written; raise a 503 error otherwise."""
+        ...
+
+    async def checkpoint(self) -> None:
+        """Give back space freed by a prune (a no-op where it does not apply)."""
+        ...
+
+    async def reclaim(self, free_ratio: float) -> bool:
+        """Compact storage when more than `free_ratio` of it is free; whether it did."""
+        ...
+
+
+class MemoryStore(Protocol):
+    """Owns every thread's memory: the only code that opens, removes or moves one."""
+
+    def open(
+        self,
+        user_id: uuid.UUID,
+        thread_id: uuid.UUID,
+        *,
+        wait_s: float | None = None,
+        for_turn: bool = False,
+        refuse_if_turn: bool = False,
+    ) -> AbstractAsyncContextManager[Memory]:
+        """Hold a thread's memory for a block; a turn holds it for its whole run."""
+        ...
+
+    def exists(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> bool:
+        """Whether the thread has stored memory at all (before anything touched it)."""
+        ...
+
+    async def delete(
+        self, user_id: uuid.UUID, thread_id: uuid.UUID, *, wait_s: float | None = None
+    ) -> bool:
+        """Remove a thread's memory; returns whether there was any."""
+        ...
+
+    def remove(self, memory: Memory) -> bool:
+        """Remove the memory of an open block (the open memory proves the lock)."""
+        ...
+
+    def quarantine(self, memory: Memory) -> Path | None:
+        """Move unusable memory aside for inspection; returns where it went."""
+        ...
+
+    def iter_sessions(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:
+        """Every stored memory as (user id, thread id, location), for the orphan sweep."""
+        ...
+
+    def free_bytes(self) -> int:
+        """Free space where memory is stored."""
+        ...
+
+    def close(self) -> None:
+        """Release what the store keeps open (at shutdown)."""
+        ...

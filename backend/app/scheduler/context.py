@@ -1,0 +1,24 @@
+"""What every maintenance job, and every operator action on one thread, may use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from app.config import Settings
+from app.db import SessionMaker
+from app.memory import MemoryStore
+from app.models.base import utc_now
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Explicit dependencies of a job; `clock` is injectable so tests never sleep."""
+
+    sessionmaker: SessionMaker
+    memory_store: MemoryStore
+    settings: Settings
+    clock: Callable[[], datetime] = field(default=utc_now)
+    # Called with (done, total) after each batch: the CLI draws its progress bar with it.
+    on_progress: Callable[[int, int], None] | None = None

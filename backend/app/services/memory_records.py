@@ -1,0 +1,121 @@
+"""What PostgreSQL records about each thread's memory, and the totals operators read.
+
+Facts about memory (state, generation, items, bytes, activity) are mirrored on the thread
+rows, so stats are one SQL query however many memory files there are.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.errors import NotFoundError
+from app.memory import MemoryStats
+from app.models import MemoryState, Thread
+from app.models.base import utc_now
+
+
+class MemoryTotals(BaseModel):
+    sessions: int
+    total_items: int
+    average_items: float
+    bytes_on_disk: int
+    oldest_activity_at: datetime | None
+    newest_activity_at: datetime | None
+    over_cap: int
+    expired: int
+
+
+class ThreadMemoryInfo(BaseModel):
+    thread_id: uuid.UUID
+    user_id: uuid.UUID
+    memory_state: str
+    items: int
+    bytes: int
+    last_activity_at: datetime
+    pruned_at: datetime | None
+
+
+async def memory_totals(db: AsyncSession, *, max_items: int) -> MemoryTotals:
+    """Totals over every thread with live memory, from bookkeeping (no file scan)."""
+    active = col(Thread.memory_state) == MemoryState.ACTIVE
+    row = (
+        await db.exec(  # type: ignore[call-overload]  # sqlmodel types exec() for at most 4 columns
+            sa.select(
+                sa.func.count().filter(active),
+                sa.func.coalesce(sa.func.sum(Thread.memory_item_count).filter(active), 0),
+                sa.func.coalesce(sa.func.sum(Thread.memory_bytes).filter(active), 0),
+                sa.func.min(Thread.last_activity_at).filter(active),
+                sa.func.max(Thread.last_activity_at).filter(active),
+                sa.func.count().filter(active, col(Thread.memory_item_count) > max_items),
+                sa.func.count().filter(col(Thread.memory_state) == MemoryState.EXPIRED),
+            )
+        )
+    ).one()
+    sessions, items, size, oldest, newest, over_cap, expired = row
+    return MemoryTotals(
+        sessions=sessions,
+        total_items=items,
+        average_items=round(items / sessions, 2) if sessions else 0.0,
+        bytes_on_disk=size,
+        oldest_activity_at=oldest,
+        newest_activity_at=newest,
+        over_cap=over_cap,
+        expired=expired,
+    )
+
+
+async def get_thread_memory_info(db: AsyncSession, thread_id: uuid.UUID) -> ThreadMemoryInfo:
+    thread = await db.get(Thread, thread_id)
+    if thread is None:
+        raise NotFoundError(f"Thread {thread_id} not found")
+    return thread_memory_info(thread)
+
+
+def thread_memory_info(thread: Thread) -> ThreadMemoryInfo:
+    return ThreadMemoryInfo(
+        thread_id=thread.id,
+        user_id=thread.user_id,
+        memory_state=thread.memory_state,
+        items=thread.memory_item_count,
+        bytes=thread.memory_bytes,
+        last_activity_at=thread.last_activity_at,
+        pruned_at=thread.memory_pruned_at,
+    )
+
+
+async def record_memory(
+    db: AsyncSession,
+    thread_id: uuid.UUID,
+    *,
+    stats: MemoryStats | None,
+    generation: int | None = None,
+    message_count: int | None = None,
+    state: MemoryState = MemoryState.ACTIVE,
+    pruned: bool = False,
+) -> None:
+    """Mirror the file's facts on the thread row (no stats: no file, zeros).
+
+    Args:
+        generation: the memory generation the file was (or is about to be) stamped with.
+        message_count: how many log messages the memory now reflects.
+    """
+    values: dict[str, Any] = {
+        "memory_state": state,
+        "memory_item_count": stats.items if stats else 0,
+        "memory_bytes": stats.bytes if stats else 0,
+        "memory_last_item_id": stats.last_id if stats else None,
+    }
+    if generation is not None:
+        values["memory_generation"] = generation
+    if message_count is not None:
+        values["memory_message_count"] = message_count
+    if pruned:
+        values["memory_pruned_at"] = utc_now()
+    await db.exec(sa.update(Thread).where(col(Thread.id) == thread_id).values(**values))

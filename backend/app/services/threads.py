@@ -1,0 +1,113 @@
+"""Threads owned by one user: every lookup is scoped to the caller.
+
+A thread that is someone else's is reported exactly like one that does not exist, so ids
+leak nothing across users.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.db import SessionMaker, session_scope
+from app.errors import BadRequestError, NotFoundError
+from app.memory import MemoryStore
+from app.models import Thread
+from app.models.base import utc_now
+from app.services import leases
+from app.services.pagination import Page
+
+
+async def create_thread(db: AsyncSession, *, user_id: uuid.UUID, title: str | None) -> Thread:
+    thread = Thread(user_id=user_id, title=title)
+    db.add(thread)
+    await db.flush()
+    return thread
+
+
+async def get_thread(
+    db: AsyncSession, *, user_id: uuid.UUID, thread_id: uuid.UUID, for_update: bool = False
+) -> Thread:
+    """Return the caller's thread.
+
+    Raises:
+        NotFoundError: when it does not exist or belongs to another user.
+    """
+    query = select(Thread).where(Thread.id == thread_id, Thread.user_id == user_id)
+    if for_update:
+        query = query.with_for_update()
+    thread = (await db.exec(query)).first()
+    if thread is None:
+        raise NotFoundError(f"Thread {thread_id} not found")
+    return thread
+
+
+async def list_threads(
+    db: AsyncSession, *, user_id: uuid.UUID, limit: int, after: uuid.UUID | None
+) -> Page[Thread]:
+    """The caller's threads, most recent activity first (ties broken by id)."""
+    query = select(Thread).where(Thread.user_id == user_id)
+    if after is not None:
+        cursor = (
+            await db.exec(
+                select(Thread.last_activity_at, Thread.id).where(
+                    Thread.id == after, Thread.user_id == user_id
+                )
+            )
+        ).first()
+        if cursor is None:
+            raise BadRequestError(f"Unknown cursor 'after={after}'")
+        query = query.where(sa.tuple_(Thread.last_activity_at, Thread.id) < sa.tuple_(*cursor))
+    query = query.order_by(col(Thread.last_activity_at).desc(), col(Thread.id).desc()).limit(
+        limit + 1
+    )
+    return Page.from_rows((await db.exec(query)).all(), limit)
+
+
+async def rename_thread(db: AsyncSession, thread: Thread, *, title: str | None) -> Thread:
+    thread.title = title
+    thread.updated_at = utc_now()
+    db.add(thread)
+    await db.flush()
+    return thread
+
+
+async def delete_thread(
+    db: AsyncSession,
+    thread: Thread,
+    *,
+    sessionmaker: SessionMaker,
+    memory_store: MemoryStore,
+    wait_s: float,
+) -> None:
+    """Delete the caller's thread, its messages (cascade) and its memory file.
+
+    The memory file's lock is taken first (bounded), then the lease in a transaction of its
+    own, so no turn in any worker is writing the file and no row lock is held while waiting;
+    the row is deleted in the request's transaction only while the lease is still ours.
+
+    Raises:
+        NotFoundError: no such thread for this user.
+        ConflictError: a turn is running in it.
+    """
+    holder, user_id, thread_id = uuid.uuid4(), thread.user_id, thread.id
+    async with memory_store.open(user_id, thread_id, wait_s=wait_s, refuse_if_turn=True) as memory:
+        await leases.claim(
+            sessionmaker,
+            user_id=user_id,
+            thread_id=thread_id,
+            holder=holder,
+            lease=leases.DELETE_LEASE,
+        )
+        try:
+            memory_store.remove(memory)
+            await db.exec(
+                sa.delete(Thread).where(col(Thread.id) == thread_id, leases.held_by(holder))
+            )
+        except BaseException:
+            async with session_scope(sessionmaker) as release_db:
+                await leases.release(release_db, [thread_id], holder)
+            raise
