@@ -89,7 +89,7 @@ class _Writer:
 
 async def _seed(db: Any, store: Any, n: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """n conversation rows (half idle for 30+ days) and a memory file for each."""
-    from app.models import Conversation, MemoryState, User
+    from app.models import MemoryState, Thread, User
     from app.models.base import utc_now
 
     now = utc_now()
@@ -99,7 +99,7 @@ async def _seed(db: Any, store: Any, n: int) -> list[tuple[uuid.UUID, uuid.UUID]
         idle = i < n // 2  # the first half are the least recently used
         age = timedelta(days=30, minutes=n - i) if idle else timedelta(seconds=n - i)
         rows.append(
-            Conversation(
+            Thread(
                 user_id=users[i % len(users)].id,
                 title=f"bench {i}",
                 last_activity_at=now - age,
@@ -110,10 +110,10 @@ async def _seed(db: Any, store: Any, n: int) -> list[tuple[uuid.UUID, uuid.UUID]
         )
     async with db() as session:
         await session.execute(sa.insert(User.__table__), [u.model_dump() for u in users])
-        await session.execute(sa.insert(Conversation.__table__), [c.model_dump() for c in rows])
+        await session.execute(sa.insert(Thread.__table__), [c.model_dump() for c in rows])
         await session.commit()
     async with db() as session:
-        await session.execute(sa.text("ANALYZE conversations"))
+        await session.execute(sa.text("ANALYZE threads"))
     template = (uuid.uuid4(), uuid.uuid4())
     async with store.open(*template) as memory:
         await memory.add_items(items.history(random.Random(7), 6))
@@ -143,7 +143,7 @@ async def _stats(db: Any, reps: int) -> tuple[list[float], bool]:
                 await session.execute(
                     sa.text(
                         "SELECT count(*), sum(memory_item_count), sum(memory_bytes), "
-                        "min(last_activity_at), max(last_activity_at) FROM conversations "
+                        "min(last_activity_at), max(last_activity_at) FROM threads "
                         "WHERE memory_state = 'active'"
                     )
                 )
@@ -156,7 +156,7 @@ async def _standin_cleanup(db: Any, store: Any, count: int) -> int:
         victims = (
             await session.execute(
                 sa.text(
-                    "SELECT user_id, id FROM conversations WHERE memory_state = 'active' "
+                    "SELECT user_id, id FROM threads WHERE memory_state = 'active' "
                     "ORDER BY last_activity_at LIMIT :n"
                 ),
                 {"n": count},
@@ -167,7 +167,7 @@ async def _standin_cleanup(db: Any, store: Any, count: int) -> int:
     async with db() as session:
         await session.execute(
             sa.text(
-                "UPDATE conversations SET memory_state = 'expired', memory_item_count = 0, "
+                "UPDATE threads SET memory_state = 'expired', memory_item_count = 0, "
                 "memory_bytes = 0 WHERE id = ANY(:ids)"
             ),
             {"ids": [v[1] for v in victims]},
@@ -178,9 +178,9 @@ async def _standin_cleanup(db: Any, store: Any, count: int) -> int:
 
 async def w6(root: Path, database: Database, n: int, stats_reps: int) -> tuple:
     """Stats over n conversations and cleanup of the n/2 least recently used."""
-    from app.memory import AgentMemoryStore
     from app.config import load_settings
     from app.db import create_engine, create_sessionmaker
+    from app.memory import AgentMemoryStore
 
     settings = load_settings(
         DATABASE_URL=database.url, DATA_DIR=root / "w6", AGENT_SESSION_DIR=root / "w6" / "s"
@@ -244,16 +244,16 @@ async def _prune_sweep(db: Any, store: Any, settings: Any, *, over: int) -> dict
     `over` of them as over it, so the sweep finds its candidates in PostgreSQL and rewrites
     exactly those files (turn-aligned prune, WAL checkpoint, bookkeeping).
     """
-    from app.models import Conversation, MemoryState
+    from app.models import MemoryState, Thread
     from app.scheduler.context import JobContext
     from app.scheduler.jobs import prune
 
     async with db() as session:
         chosen = (
             await session.execute(
-                sa.select(Conversation.id, Conversation.user_id)
-                .where(Conversation.memory_state == MemoryState.ACTIVE)
-                .order_by(Conversation.last_activity_at)
+                sa.select(Thread.id, Thread.user_id)
+                .where(Thread.memory_state == MemoryState.ACTIVE)
+                .order_by(Thread.last_activity_at)
                 .limit(over)
             )
         ).all()
@@ -265,9 +265,9 @@ async def _prune_sweep(db: Any, store: Any, settings: Any, *, over: int) -> dict
                 for table in ("agent_sessions", "agent_messages"):
                     conn.execute(f"UPDATE {table} SET session_id = ?", (str(conversation_id),))
             conn.close()
-        await session.execute(sa.update(Conversation).values(memory_item_count=3))
+        await session.execute(sa.update(Thread).values(memory_item_count=3))
         await session.execute(
-            sa.update(Conversation).where(Conversation.id.in_(ids)).values(memory_item_count=6)
+            sa.update(Thread).where(Thread.id.in_(ids)).values(memory_item_count=6)
         )
         await session.commit()
     lowered = settings.model_copy(update={"AGENT_SESSION_MAX_MESSAGES": 4})

@@ -37,17 +37,15 @@ import httpx
 from agents.models.interface import Model
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp
 
-from app.memory import AgentMemoryStore
 from app.auth import TokenService
 from app.config import Settings, load_settings
-from app.db import SessionMaker, create_engine, session_scope
+from app.db import SessionMaker, session_scope
 from app.main import create_app
-from app.turns.runner import TurnRunner
+from app.memory import AgentMemoryStore
 from app.services.users import get_or_create_user
+from app.turns.runner import TurnRunner
 from tests.database import TestDatabase, provision_test_database
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +85,19 @@ def settings_factory(database_url: str, tmp_path: Path) -> Callable[..., Setting
 @pytest.fixture
 def settings(settings_factory: Callable[..., Settings]) -> Settings:
     return settings_factory()
+
+
+@pytest.fixture
+def private_database(test_database: TestDatabase) -> Iterator[str]:
+    """A migrated database of this test's own (see `TestDatabase.private_copy`)."""
+    with test_database.private_copy() as url:
+        yield url
+
+
+@pytest.fixture
+def private_settings(settings_factory: Callable[..., Settings], private_database: str) -> Settings:
+    """Settings whose DATABASE_URL is this test's own database: every count is exact."""
+    return settings_factory(DATABASE_URL=private_database)
 
 
 @dataclass
@@ -209,25 +220,3 @@ def alice(auth_for: Callable[..., dict[str, str]]) -> dict[str, str]:
 @pytest.fixture
 def bob(auth_for: Callable[..., dict[str, str]]) -> dict[str, str]:
     return auth_for("bob")
-
-
-@pytest.fixture(scope="session")
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """A session inside an outer transaction that is rolled back: service tests leave no rows."""
-    async with engine.connect() as conn:
-        trans = await conn.begin()
-        session = AsyncSession(
-            bind=conn, expire_on_commit=False, join_transaction_mode="create_savepoint"
-        )
-        try:
-            yield session
-        finally:
-            await session.close()
-            await trans.rollback()

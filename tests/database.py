@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from app import schema
@@ -21,10 +24,30 @@ TEST_DATABASE_SUFFIX = "_threadkeeper_test"
 class TestDatabase:
     url: str  # SQLAlchemy URL of the migrated test database
     admin_conninfo: str  # libpq URL of the server's maintenance database
+    template: str  # a migrated database nobody connects to: the source of private copies
 
     def sibling_url(self, name: str) -> str:
         """URL of another database on the same server (for migration tests)."""
         return make_url(self.url).set(database=name).render_as_string(hide_password=False)
+
+    @contextmanager
+    def private_copy(self) -> Iterator[str]:
+        """A migrated database of one test's own (a copy of the template), dropped after.
+
+        For tests whose jobs look at every thread (cleanup, prune, stats, verify): on a
+        database of their own their counts are exact, not "at least what I created".
+        """
+        name = f"{self.template[:40]}_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_conninfo, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(self.template)
+                )
+            )
+        try:
+            yield self.sibling_url(name)
+        finally:
+            drop_database(self.admin_conninfo, name)
 
 
 def _libpq(url: str) -> str:
@@ -55,12 +78,18 @@ def provision_test_database(embedded_dir: Path) -> Iterator[TestDatabase]:
         base_url = embedded.url
     admin = _libpq(base_url)
     name = (make_url(base_url).database or "postgres") + TEST_DATABASE_SUFFIX
-    recreate_database(admin, name)
+    template = name + "_template"
+    for database in (name, template):
+        recreate_database(admin, database)
     url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
     try:
         asyncio.run(schema.upgrade_url(url))
-        yield TestDatabase(url=url, admin_conninfo=admin)
+        asyncio.run(
+            schema.upgrade_url(make_url(url).set(database=template).render_as_string(False))
+        )
+        yield TestDatabase(url=url, admin_conninfo=admin, template=template)
     finally:
-        drop_database(admin, name)
+        for database in (name, template):
+            drop_database(admin, database)
         if embedded is not None:
             embedded.stop()

@@ -1,4 +1,5 @@
-"""Builders for test data that go through the real API, plus a few direct row edits."""
+"""Builders for test data that go through the real API, a few direct row edits, and the
+helpers tests share to look at both stores (one place, not a copy per module)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,19 @@ async def age_thread(sessionmaker, thread_id: str | uuid.UUID, *, days: float) -
 async def thread_row(sessionmaker, thread_id: str | uuid.UUID) -> Thread:
     async with sessionmaker() as db:
         return await db.get_one(Thread, uuid.UUID(str(thread_id)))
+
+
+async def memory_items(running, headers: dict[str, str], thread_id: str) -> list[dict]:
+    """Every item of a thread's memory, oldest first, read through the real store."""
+    user_id = await running.user_id(headers)
+    async with running.memory_store.open(user_id, uuid.UUID(thread_id)) as memory:
+        return await memory.get_items(limit=1_000_000)
+
+
+async def logged(
+    client: httpx.AsyncClient, headers: dict[str, str], thread_id: str
+) -> list[tuple[str, str]]:
+    """The thread's log as the API serves it: (role, content), oldest first."""
+    response = await client.get(f"/api/threads/{thread_id}/messages?limit=100", headers=headers)
+    assert response.status_code == 200, response.text
+    return [(m["role"], m["content"]) for m in response.json()["data"]]

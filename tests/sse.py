@@ -1,4 +1,4 @@
-"""A small SSE reader for tests: the events of a response as (event, id, data) records."""
+"""SSE for tests: the events of a response, parsed by httpx-sse, with JSON data decoded."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource
 
 
 @dataclass(frozen=True)
@@ -18,23 +19,9 @@ class Event:
 
 
 async def iter_events(response: httpx.Response) -> AsyncIterator[Event]:
-    event, event_id, data_lines = "message", None, []
-    async for line in response.aiter_lines():
-        if line == "":
-            if data_lines:
-                yield Event(event, event_id, json.loads("\n".join(data_lines)))
-            event, event_id, data_lines = "message", None, []
-        elif line.startswith(":"):
-            continue
-        else:
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "event":
-                event = value
-            elif name == "id":
-                event_id = value
-            elif name == "data":
-                data_lines.append(value)
+    """Every event of an SSE response (comments such as `: ping` are not events)."""
+    async for sse in EventSource(response).aiter_sse():
+        yield Event(sse.event, sse.id or None, json.loads(sse.data))
 
 
 async def send(

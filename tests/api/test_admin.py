@@ -8,6 +8,17 @@ import pytest
 
 from tests.factories import age_thread, thread_row, thread_with_turns
 
+
+@pytest.fixture
+def settings_factory(settings_factory, private_database):
+    """Jobs look at every thread: a database of this test's own keeps the counts exact."""
+
+    def _make(**overrides):
+        return settings_factory(**{"DATABASE_URL": private_database, **overrides})
+
+    return _make
+
+
 ADMIN_CALLS = [
     ("GET", "/api/admin/sessions/stats"),
     ("GET", "/api/admin/sessions/verify"),
@@ -48,10 +59,11 @@ class TestAdminOperations:
     async def test_stats_and_show(self, client, alice, admin, running) -> None:
         thread_id = await thread_with_turns(client, alice, "add task count me")
         stats = (await client.get("/api/admin/sessions/stats", headers=admin)).json()
-        assert stats["sessions"] >= 1
-        assert stats["total_items"] >= 4
-        assert stats["bytes_on_disk"] > 0
         shown = (await client.get(f"/api/admin/sessions/{thread_id}", headers=admin)).json()
+        assert (stats["sessions"], stats["total_items"], stats["average_items"]) == (1, 4, 4.0)
+        # Stats are the bookkeeping summed: one thread's recorded bytes, exactly.
+        assert stats["bytes_on_disk"] == shown["bytes"]
+        assert (stats["over_cap"], stats["expired"]) == (0, 0)
         assert shown["items"] == shown["file_items"] == 4
         assert shown["memory_state"] == "active"
         assert shown["file_exists"] is True
@@ -66,16 +78,16 @@ class TestAdminOperations:
         await age_thread(running.sessionmaker, thread_id, days=40)
         dry = (await client.post("/api/admin/sessions/cleanup?dry_run=true", headers=admin)).json()
         assert dry["status"] == "succeeded"
-        assert dry["counts"]["would_delete"] >= 1
+        assert dry["counts"]["would_delete"] == 1
         assert (await thread_row(running.sessionmaker, thread_id)).memory_state == "active"
         done = (await client.post("/api/admin/sessions/cleanup", headers=admin)).json()
-        assert done["counts"]["deleted"] >= 1
+        assert done["counts"]["deleted"] == 1
         assert (await thread_row(running.sessionmaker, thread_id)).memory_state == "expired"
         runs = (await client.get("/api/admin/maintenance-runs?job=cleanup", headers=admin)).json()[
             "data"
         ]
         assert [r["trigger"] for r in runs[:2]] == ["admin", "admin"]
-        assert runs[0]["counts"]["deleted"] >= 1
+        assert runs[0]["counts"]["deleted"] == 1
 
     async def test_clear_then_rebuild(self, client, alice, admin, running) -> None:
         thread_id = await thread_with_turns(client, alice, "remember that the cat is grey")

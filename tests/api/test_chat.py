@@ -12,17 +12,8 @@ from sqlmodel import select
 
 from app.main import create_app
 from app.models import Task
+from tests.factories import create_thread, memory_items
 from tests.sse import reply_text, send
-
-
-async def new_thread(client, headers) -> str:
-    return (await client.post("/api/threads", headers=headers)).json()["id"]
-
-
-async def memory_items(running, headers, thread_id: str) -> list[dict]:
-    user_id = await running.user_id(headers)
-    async with running.memory_store.open(user_id, uuid.UUID(thread_id)) as memory:
-        return await memory.get_items(limit=10_000)
 
 
 async def log(client, headers, thread_id: str) -> list[dict]:
@@ -32,7 +23,7 @@ async def log(client, headers, thread_id: str) -> list[dict]:
 
 class TestStreamedTurn:
     async def test_event_order_ids_and_payloads(self, client, alice) -> None:
-        thread_id = await new_thread(client, alice)
+        thread_id = await create_thread(client, alice)
         events = await send(client, thread_id, "add task buy milk", alice)
         names = [e.event for e in events]
         assert names[0] == "user_message"
@@ -68,7 +59,7 @@ class TestStreamedTurn:
     async def test_both_messages_are_in_the_log_and_thread_bookkeeping_updates(
         self, client, alice, running
     ) -> None:
-        thread_id = await new_thread(client, alice)
+        thread_id = await create_thread(client, alice)
         events = await send(client, thread_id, "remember that tea is at 4", alice)
         logged = await log(client, alice, thread_id)
         assert [(m["role"], m["content"]) for m in logged] == [
@@ -90,16 +81,16 @@ class TestStreamedTurn:
 
 class TestMemory:
     async def test_agent_recalls_what_it_was_asked_to_remember(self, client, alice) -> None:
-        thread_id = await new_thread(client, alice)
+        thread_id = await create_thread(client, alice)
         await send(client, thread_id, "remember that the build id is 42", alice)
         await send(client, thread_id, "add task ship it", alice)
         events = await send(client, thread_id, "what did I ask you to remember?", alice)
         assert "the build id is 42" in reply_text(events)
 
     async def test_memory_is_per_thread(self, client, alice) -> None:
-        first = await new_thread(client, alice)
+        first = await create_thread(client, alice)
         await send(client, first, "remember that the door code is 1234", alice)
-        other = await new_thread(client, alice)
+        other = await create_thread(client, alice)
         events = await send(client, other, "what did I ask you to remember?", alice)
         assert "1234" not in reply_text(events)
         assert "haven't asked me to remember" in reply_text(events)
@@ -107,7 +98,7 @@ class TestMemory:
     async def test_memory_survives_a_restart_on_the_same_data_dir(
         self, client, alice, settings
     ) -> None:
-        thread_id = await new_thread(client, alice)
+        thread_id = await create_thread(client, alice)
         await send(client, thread_id, "remember that the deploy window is friday", alice)
         restarted = create_app(settings)
         async with LifespanManager(restarted) as manager:
@@ -121,7 +112,7 @@ class TestMemory:
         assert "remember that the deploy window is friday" in reply_text(first)
 
     async def test_tool_calls_land_in_memory_as_sdk_items(self, client, alice, running) -> None:
-        thread_id = await new_thread(client, alice)
+        thread_id = await create_thread(client, alice)
         await send(client, thread_id, "add task water plants", alice)
         await send(client, thread_id, "complete water plants", alice)
         items = await memory_items(running, alice, thread_id)
@@ -138,9 +129,9 @@ class TestTaskIsolation:
     async def test_one_users_tasks_are_invisible_to_anothers_agent(
         self, client, alice, bob, running
     ) -> None:
-        mine = await new_thread(client, alice)
+        mine = await create_thread(client, alice)
         await send(client, mine, "add task alice's secret", alice)
-        theirs = await new_thread(client, bob)
+        theirs = await create_thread(client, bob)
         assert reply_text(await send(client, theirs, "list tasks", bob)) == "You have no tasks."
         assert "alice's secret" not in reply_text(await send(client, theirs, "complete 1", bob))
         async with running.sessionmaker() as db:
@@ -163,14 +154,14 @@ class TestValidation:
     async def test_bad_input_is_rejected_and_nothing_is_saved(
         self, client, alice, body, status, detail
     ) -> None:
-        thread_id = await new_thread(client, alice)
+        thread_id = await create_thread(client, alice)
         response = await client.post(f"/api/threads/{thread_id}/messages", json=body, headers=alice)
         assert response.status_code == status
         assert detail in response.json()["detail"]
         assert await log(client, alice, thread_id) == []
 
     async def test_over_long_message_is_413_naming_the_limit(self, client, alice, settings) -> None:
-        thread_id = await new_thread(client, alice)
+        thread_id = await create_thread(client, alice)
         text = "x" * (settings.MAX_MESSAGE_CHARS + 1)
         response = await client.post(
             f"/api/threads/{thread_id}/messages", json={"text": text}, headers=alice
@@ -188,7 +179,7 @@ class TestValidation:
 
 class TestJsonVariant:
     async def test_accept_json_returns_the_finished_turn(self, client, alice) -> None:
-        thread_id = await new_thread(client, alice)
+        thread_id = await create_thread(client, alice)
         response = await client.post(
             f"/api/threads/{thread_id}/messages",
             json={"text": "add task json"},

@@ -18,40 +18,9 @@ from sqlmodel import select
 
 from app.models import Task
 from tests.conftest import RunningApp, start_app
+from tests.factories import create_thread, logged, memory_items
+from tests.gates import Gate
 from tests.sse import iter_events, reply_text, send
-
-
-class Gate:
-    """A model step that waits until the test opens the gate."""
-
-    def __init__(self, reply: str) -> None:
-        self.entered = asyncio.Event()
-        self.opened = asyncio.Event()
-        self.reply = reply
-
-    def step(self) -> ModelStep:
-        async def respond(_call: Any) -> ModelStep:
-            self.entered.set()
-            await self.opened.wait()
-            return ModelStep(output=[assistant_message(self.reply)])
-
-        return ModelStep.respond(respond)
-
-
-async def new_thread(client, headers) -> str:
-    return (await client.post("/api/threads", headers=headers)).json()["id"]
-
-
-async def memory_items(running: RunningApp, headers, thread_id: str) -> list[dict]:
-    async with running.memory_store.open(
-        await running.user_id(headers), uuid.UUID(thread_id)
-    ) as memory:
-        return await memory.get_items(limit=10_000)
-
-
-async def logged(client, headers, thread_id: str) -> list[tuple[str, str]]:
-    data = (await client.get(f"/api/threads/{thread_id}/messages", headers=headers)).json()["data"]
-    return [(m["role"], m["content"]) for m in data]
 
 
 class TestOneTurnAtATime:
@@ -59,7 +28,7 @@ class TestOneTurnAtATime:
         gate = Gate("first reply")
         model = ScriptedModel([gate.step(), ModelStep(output=[assistant_message("second reply")])])
         async with start_app(settings, model=model) as running, running.client() as client:
-            thread_id = await new_thread(client, alice)
+            thread_id = await create_thread(client, alice)
             first = asyncio.create_task(send(client, thread_id, "one", alice))
             await gate.entered.wait()
             busy = await client.post(
@@ -89,7 +58,7 @@ class TestOneTurnAtATime:
             worker_a.client() as client_a,
             worker_b.client() as client_b,
         ):
-            thread_id = await new_thread(client_a, alice)
+            thread_id = await create_thread(client_a, alice)
             first = asyncio.create_task(send(client_a, thread_id, "hold", alice))
             await gate.entered.wait()
             response = await client_b.post(
@@ -107,7 +76,7 @@ class TestClientDisconnect:
             start_app(settings, model=ScriptedModel([gate.step()])) as running,
             running.client() as client,
         ):
-            thread_id = await new_thread(client, alice)
+            thread_id = await create_thread(client, alice)
             chunks = await _post_then_disconnect(running, alice, thread_id, "are you there?")
             assert b"event: user_message" in chunks[0]
             assert not any(b"assistant_message" in c for c in chunks)
@@ -176,7 +145,7 @@ class TestFailedTurn:
             ]
         )
         async with start_app(settings, model=model) as running, running.client() as client:
-            thread_id = await new_thread(client, alice)
+            thread_id = await create_thread(client, alice)
             events = await send(client, thread_id, "first try", alice)
             assert [e.event for e in events] == ["user_message", "error", "done"]
             assert events[1].data == {
@@ -202,7 +171,7 @@ class TestFailedTurn:
     async def test_json_variant_reports_a_retryable_failure_as_503(self, settings, alice) -> None:
         model = ScriptedModel([ModelStep.raise_error(ModelBehaviorError("garbled"))])
         async with start_app(settings, model=model) as running, running.client() as client:
-            thread_id = await new_thread(client, alice)
+            thread_id = await create_thread(client, alice)
             response = await client.post(
                 f"/api/threads/{thread_id}/messages",
                 json={"text": "hi"},
@@ -230,7 +199,7 @@ class TestAnyModel:
             ]
         )
         async with start_app(settings, model=model) as running, running.client() as client:
-            thread_id = await new_thread(client, alice)
+            thread_id = await create_thread(client, alice)
             events = await send(client, thread_id, "please add scripted", alice)
             assert [e.event for e in events if e.event.startswith("tool")] == [
                 "tool_call",
@@ -290,7 +259,7 @@ class TestResume:
             start_app(settings, model=ScriptedModel([gate.step()])) as running,
             running.client() as client,
         ):
-            thread_id = await new_thread(client, alice)
+            thread_id = await create_thread(client, alice)
             original = asyncio.create_task(send(client, thread_id, "keep going", alice))
             await gate.entered.wait()
             turn_id = next(iter(running.turn_runner._running))
@@ -312,6 +281,6 @@ class TestResume:
             assert (await client.get(url, headers=bob)).status_code == 404
             other = f"/api/threads/{thread_id}/turns/{uuid.uuid4()}/events"
             assert (await client.get(other, headers=alice)).status_code == 404
-            elsewhere = await new_thread(client, alice)
+            elsewhere = await create_thread(client, alice)
             moved = f"/api/threads/{elsewhere}/turns/{turn_id}/events"
             assert (await client.get(moved, headers=alice)).status_code == 404

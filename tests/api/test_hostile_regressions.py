@@ -10,38 +10,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from typing import Any
 
 import sqlalchemy as sa
 from agents.testing import ModelStep, ScriptedModel, assistant_message
 
 from app.models import Thread
 from tests.conftest import RunningApp, start_app
+from tests.factories import create_thread
+from tests.gates import Gate
 from tests.sse import iter_events, reply_text, send
 
 # Nothing here may take longer: a wedged request fails the test instead of hanging it.
 ANSWER_WITHIN_SECONDS = 10.0
-
-
-class Gate:
-    """A model step that waits until the test opens the gate."""
-
-    def __init__(self, reply: str) -> None:
-        self.entered = asyncio.Event()
-        self.opened = asyncio.Event()
-        self.reply = reply
-
-    def step(self) -> ModelStep:
-        async def respond(_call: Any) -> ModelStep:
-            self.entered.set()
-            await self.opened.wait()
-            return ModelStep(output=[assistant_message(self.reply)])
-
-        return ModelStep.respond(respond)
-
-
-async def _new_thread(client, headers) -> str:
-    return str((await client.post("/api/threads", headers=headers)).json()["id"])
 
 
 async def _lapse_lease(running: RunningApp, thread_id: str) -> None:
@@ -62,7 +42,7 @@ class TestLapsedLeaseUnderARunningTurn:
         gate = Gate("the long reply")
         model = ScriptedModel([gate.step(), ModelStep(output=[assistant_message("next reply")])])
         async with start_app(settings, model=model) as running, running.client() as client:
-            thread_id = await _new_thread(client, alice)
+            thread_id = await create_thread(client, alice)
             first = asyncio.create_task(send(client, thread_id, "a long question", alice))
             await gate.entered.wait()
             await _lapse_lease(running, thread_id)
@@ -96,7 +76,7 @@ class TestLapsedLeaseUnderARunningTurn:
 
 class TestResumeAfterTheEnd:
     async def test_resume_at_or_past_the_last_event_closes_at_once(self, client, alice) -> None:
-        thread_id = await _new_thread(client, alice)
+        thread_id = await create_thread(client, alice)
         events = await send(client, thread_id, "list tasks", alice)
         turn_id = events[0].data["metadata"]["turn_id"]
         last = int(events[-1].id)
@@ -117,7 +97,7 @@ class TestMemoryBehindTheLog:
     async def test_an_older_memory_file_is_rebuilt_before_the_next_turn(
         self, running, client, alice
     ) -> None:
-        thread_id = await _new_thread(client, alice)
+        thread_id = await create_thread(client, alice)
         await send(client, thread_id, "remember that A is 1", alice)
         await send(client, thread_id, "remember that B is 2", alice)
         path = running.memory_store.path_for(await running.user_id(alice), uuid.UUID(thread_id))

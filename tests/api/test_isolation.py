@@ -1,31 +1,94 @@
-"""Users never see each other: another user's thread is a 404 on every endpoint."""
+"""Users never see each other: another user's thread is a 404 on every endpoint.
+
+The endpoints are not listed by hand: every operation of the app's own OpenAPI schema whose
+path has a `{thread_id}` is tried (admin endpoints aside: they are for operators and refuse
+other tokens with 403), so an endpoint is covered the day it is added.
+"""
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import pytest
 
-# Every endpoint that takes a thread id. The chat turn's endpoints join this list.
-THREAD_ENDPOINTS = [
-    ("GET", "/api/threads/{id}", None),
-    ("PATCH", "/api/threads/{id}", {"title": "hijacked"}),
-    ("DELETE", "/api/threads/{id}", None),
-    ("GET", "/api/threads/{id}/messages", None),
-    ("POST", "/api/threads/{id}/messages", {"text": "hello from bob"}),
-    ("GET", "/api/threads/{id}/turns/00000000-0000-4000-8000-000000000000/events", None),
-]
+from app.main import create_app
+
+# Always among them; a check that the derivation below finds what it should.
+KNOWN = {
+    ("GET", "/api/threads/{thread_id}"),
+    ("PATCH", "/api/threads/{thread_id}"),
+    ("DELETE", "/api/threads/{thread_id}"),
+    ("GET", "/api/threads/{thread_id}/messages"),
+    ("POST", "/api/threads/{thread_id}/messages"),
+    ("GET", "/api/threads/{thread_id}/turns/{turn_id}/events"),
+}
+
+
+def _resolve(schema: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def _example(schema: dict[str, Any], spec: dict[str, Any]) -> Any:
+    """A small valid value for a JSON schema (the request must reach the ownership check)."""
+    schema = _resolve(schema, spec)
+    if "anyOf" in schema:
+        return _example(next(s for s in schema["anyOf"] if s.get("type") != "null"), spec)
+    kind = schema.get("type")
+    if kind == "object":
+        return {
+            name: _example(prop, spec)
+            for name, prop in schema.get("properties", {}).items()
+            if name in schema.get("required", [])
+        }
+    if "enum" in schema:
+        return schema["enum"][0]
+    return {"string": "hello from bob", "integer": 1, "number": 1, "boolean": False}.get(
+        str(kind), "hello from bob"
+    )
+
+
+def thread_operations() -> list[tuple[str, str, Any]]:
+    spec = create_app().openapi()
+    found = []
+    for path, operations in spec["paths"].items():
+        if "{thread_id}" not in path or path.startswith("/api/admin"):
+            continue
+        for method, operation in operations.items():
+            body_schema = (
+                operation.get("requestBody", {})
+                .get("content", {})
+                .get("application/json", {})
+                .get("schema")
+            )
+            body = None if body_schema is None else _example(body_schema, spec)
+            found.append((method.upper(), path, body))
+    return sorted(found, key=lambda op: (op[1], op[0]))
+
+
+OPERATIONS = thread_operations()
 
 
 class TestIsolation:
-    @pytest.mark.parametrize(("method", "path", "body"), THREAD_ENDPOINTS)
+    def test_every_known_thread_endpoint_is_derived(self) -> None:
+        assert {(method, path) for method, path, _ in OPERATIONS} >= KNOWN
+
+    @pytest.mark.parametrize(("method", "path", "body"), OPERATIONS)
     async def test_other_users_thread_is_404_and_untouched(
         self, client, alice, bob, method, path, body
     ) -> None:
         thread = (
             await client.post("/api/threads", json={"title": "alice's"}, headers=alice)
         ).json()
-        response = await client.request(
-            method, path.format(id=thread["id"]), json=body, headers=bob
-        )
+        others = {
+            name: str(uuid.uuid4())
+            for name in ("turn_id", "message_id", "item_id", "task_id")
+            if "{" + name + "}" in path
+        }
+        url = path.format(thread_id=thread["id"], **others)
+        response = await client.request(method, url, json=body, headers=bob)
         assert response.status_code == 404
         assert response.json() == {
             "error": "NotFoundError",

@@ -11,11 +11,21 @@ import pytest
 import sqlalchemy as sa
 
 from app.metrics import RECOVERIES
-from app.models import Thread, Message
+from app.models import Message, Thread
 from app.models.base import utc_now
 from app.scheduler import jobs
 from tests.factories import thread_row, thread_with_turns
 from tests.sse import reply_text, send
+
+
+@pytest.fixture
+def settings_factory(settings_factory, private_database):
+    """Jobs look at every thread: a database of this test's own keeps the counts exact."""
+
+    def _make(**overrides):
+        return settings_factory(**{"DATABASE_URL": private_database, **overrides})
+
+    return _make
 
 
 def overwrite(path) -> None:

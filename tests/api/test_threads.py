@@ -10,7 +10,7 @@ import pytest
 from app.config import Settings
 
 
-async def create_thread(
+async def post_thread(
     client: httpx.AsyncClient, headers: dict[str, str], title: str | None = None
 ) -> dict:
     body = {} if title is None else {"title": title}
@@ -21,7 +21,7 @@ async def create_thread(
 
 class TestCreateThread:
     async def test_creates_a_titled_thread(self, client, alice) -> None:
-        thread = await create_thread(client, alice, "Groceries")
+        thread = await post_thread(client, alice, "Groceries")
         assert thread["title"] == "Groceries"
         assert thread["message_count"] == 0
         uuid.UUID(thread["id"])
@@ -56,13 +56,13 @@ class TestCreateThread:
 
 class TestReadRenameDelete:
     async def test_get_returns_the_thread(self, client, alice) -> None:
-        thread = await create_thread(client, alice, "Plans")
+        thread = await post_thread(client, alice, "Plans")
         response = await client.get(f"/api/threads/{thread['id']}", headers=alice)
         assert response.status_code == 200
         assert response.json() == thread
 
     async def test_rename_changes_title_and_blank_clears_it(self, client, alice) -> None:
-        thread = await create_thread(client, alice, "Old")
+        thread = await post_thread(client, alice, "Old")
         response = await client.patch(
             f"/api/threads/{thread['id']}", json={"title": " New "}, headers=alice
         )
@@ -77,7 +77,7 @@ class TestReadRenameDelete:
         ] is None
 
     async def test_rename_rejects_over_long_title(self, client, alice, settings) -> None:
-        thread = await create_thread(client, alice, "Old")
+        thread = await post_thread(client, alice, "Old")
         response = await client.patch(
             f"/api/threads/{thread['id']}",
             json={"title": "y" * (settings.MAX_TITLE_CHARS + 5)},
@@ -89,7 +89,7 @@ class TestReadRenameDelete:
         ] == "Old"
 
     async def test_delete_removes_thread_and_memory_file(self, client, alice, running) -> None:
-        thread = await create_thread(client, alice, "Temp")
+        thread = await post_thread(client, alice, "Temp")
         me = await running.user_id(alice)
         store = running.memory_store
         async with store.open(me, uuid.UUID(thread["id"])) as memory:
@@ -122,8 +122,8 @@ class TestReadRenameDelete:
 class TestListThreads:
     async def test_most_recent_activity_first(self, client, auth_for) -> None:
         carol = auth_for("carol")
-        first = await create_thread(client, carol, "first")
-        second = await create_thread(client, carol, "second")
+        first = await post_thread(client, carol, "first")
+        second = await post_thread(client, carol, "second")
         await client.patch(f"/api/threads/{first['id']}", json={"title": "renamed"}, headers=carol)
         listed = (await client.get("/api/threads", headers=carol)).json()
         # Renaming is not activity: order follows last_activity_at, newest first.
@@ -134,7 +134,7 @@ class TestListThreads:
         self, client, auth_for
     ) -> None:
         dave = auth_for("dave")
-        created = [await create_thread(client, dave, f"t{n}") for n in range(7)]
+        created = [await post_thread(client, dave, f"t{n}") for n in range(7)]
         seen: list[str] = []
         after = None
         while True:
@@ -142,7 +142,7 @@ class TestListThreads:
             page = (await client.get("/api/threads", params=params, headers=dave)).json()
             seen += [t["id"] for t in page["data"]]
             # A thread created mid-listing lands before the cursor: it must not shift pages.
-            await create_thread(client, dave, "inserted meanwhile")
+            await post_thread(client, dave, "inserted meanwhile")
             if not page["has_more"]:
                 break
             after = page["after"]

@@ -24,7 +24,6 @@ from openai.types.responses import (
 from app.assistant.offline_grammar import Intent, parse_command, resolve_task
 from app.assistant.offline_model import (
     OfflineModel,
-    OfflineModelProvider,
     split_text,
 )
 
@@ -548,16 +547,3 @@ class TestSplitText:
 
     def test_short_text_is_one_chunk(self) -> None:
         assert split_text("Deleted it.") == ["Deleted it."]
-
-
-class TestOfflineModelProvider:
-    def test_returns_offline_model_with_requested_name(self) -> None:
-        model = OfflineModelProvider().get_model("gpt-4.1")
-        assert isinstance(model, OfflineModel)
-        assert model.model_name == "gpt-4.1"
-
-    def test_defaults_to_threadkeeper_offline(self) -> None:
-        model = OfflineModelProvider().get_model(None)
-        assert isinstance(model, OfflineModel)
-        assert model.model_name == "threadkeeper-offline"
-        assert OfflineModel().model_name == "threadkeeper-offline"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import uuid
 from typing import Any
 
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from app.memory import AgentMemoryStore
+from app.memory.files import SCHEMA
 from app.memory.log_items import items_from_log
-from app.memory.pruning import is_turn_start, plan_cut
+from app.memory.pruning import is_turn_start, plan_cut, prune_rows
 
 Item = dict[str, Any]
 
@@ -82,6 +85,42 @@ class TestPlanCutProperties:
         cut = plan_cut([False] * 10, 4)
         assert cut.keep_from == 0
         assert cut.oversized_turn is True
+
+
+class TestSqlPruneAgreesWithThePlanner:
+    """`prune_rows` (SQL, after every turn) and `plan_cut` (Python, for rebuilds) are one rule."""
+
+    @hypothesis_settings(max_examples=200, deadline=None)
+    @given(
+        turns=turns_strategy,
+        cap=st.integers(min_value=2, max_value=60),
+        lead=st.lists(st.sampled_from(["orphan_output", "assistant"]), max_size=3),
+    )
+    def test_same_items_kept_and_same_oversized_flag(self, turns, cap, lead) -> None:
+        # Histories may also start mid-turn (what older prunes or imports can leave).
+        leading = [
+            {"type": "function_call_output", "call_id": "call_x", "output": "{}"}
+            if kind == "orphan_output"
+            else {"role": "assistant", "content": "earlier"}
+            for kind in lead
+        ]
+        history = leading + [item for turn in turns for item in turn]
+        expected, oversized = prune(history, cap)
+        conn = sqlite3.connect(":memory:")
+        try:
+            for statement in SCHEMA:
+                conn.execute(statement)
+            conn.executemany(
+                "INSERT INTO agent_messages (session_id, message_data) VALUES ('s', ?)",
+                [(json.dumps(item),) for item in history],
+            )
+            result = prune_rows(conn, "s", cap)
+            rows = conn.execute("SELECT message_data FROM agent_messages ORDER BY id").fetchall()
+        finally:
+            conn.close()
+        assert [json.loads(data) for (data,) in rows] == expected
+        assert result.oversized_turn == oversized
+        assert (result.kept, result.removed) == (len(expected), len(history) - len(expected))
 
 
 class TestPruneOnFile:

@@ -52,7 +52,7 @@ from agents.agent_output import AgentOutputSchemaBase
 from agents.handoffs import Handoff
 from agents.items import ModelResponse, TResponseInputItem, TResponseStreamEvent
 from agents.model_settings import ModelSettings
-from agents.models.interface import Model, ModelProvider, ModelTracing
+from agents.models.interface import Model, ModelTracing
 from agents.tool import Tool
 from agents.usage import Usage
 from openai.types.responses import (
@@ -218,18 +218,6 @@ class OfflineModel(Model):
                 output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
             ),
         )
-
-
-class OfflineModelProvider(ModelProvider):
-    """Resolves every model name to an :class:`OfflineModel`, for ``RunConfig(model_provider=)``.
-
-    Agents configured with an OpenAI model name keep working offline: the name is reported back
-    in responses, but the offline grammar answers.
-    """
-
-    def get_model(self, model_name: str | None) -> Model:
-        """Return an offline model reporting ``model_name`` (or the default name)."""
-        return OfflineModel(model_name or DEFAULT_MODEL_NAME)
 
 
 def _tool_names(tools: list[Tool]) -> set[str]:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import load_settings_or_exit
+from app.cli.common import load_settings_or_exit, one_line_errors
 from app.cli.memory import sessions_cli
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Threadkeeper")
@@ -54,7 +54,8 @@ def migrate(revision: str = "head") -> None:
                 await schema.upgrade(database.engine, revision)
             typer.echo(f"Database schema at {await schema.current_revision(database.engine)}")
 
-    asyncio.run(_migrate())
+    with one_line_errors():
+        asyncio.run(_migrate())
 
 
 @cli.command()

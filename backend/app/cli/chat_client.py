@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from typing import Any, TextIO
 
 import httpx
+from httpx_sse import EventSource
 
 HELP = "Commands: /new (new thread), /threads (list), /use N, /help, /quit. Anything else is sent."
 
@@ -58,8 +58,8 @@ class ChatClient:
                 response.read()
                 self._print(f"[{response.status_code}] {response.json().get('detail')}\n")
                 return
-            for event, data in _sse_events(response.iter_lines()):
-                self._render(event, data)
+            for sse in EventSource(response).iter_sse():
+                self._render(sse.event, json.loads(sse.data))
 
     def _render(self, event: str, data: dict[str, Any]) -> None:
         if event == "text_delta":
@@ -74,19 +74,6 @@ class ChatClient:
     def _print(self, text: str) -> None:
         self._out.write(text)
         self._out.flush()
-
-
-def _sse_events(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    event, data = "message", ""
-    for line in lines:
-        if not line:
-            if data:
-                yield event, json.loads(data)
-            event, data = "message", ""
-        elif line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:"):
-            data += line[5:].strip()
 
 
 def run_repl(client: ChatClient, *, stdin: TextIO = sys.stdin) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import TypeVar
 
 import typer
 from rich.progress import Progress
+from sqlalchemy.exc import DBAPIError
 
 from app.bootstrap import build_job_context, build_memory_store, open_database
 from app.config import ConfigError, Settings, load_settings
@@ -46,6 +47,26 @@ async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
             store.close()
 
 
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Turn what stops a command (bad settings, no database, a domain error) into one line.
+
+    Exit codes: 2 for a misconfiguration (like typer's own usage errors), 1 otherwise.
+    """
+    try:
+        yield
+    except ConfigError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from None
+    except AppError as e:
+        typer.echo(f"{type(e).__name__}: {e.message}", err=True)
+        raise typer.Exit(1) from None
+    except (DBAPIError, OSError) as e:
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        typer.echo(f"Cannot use the database (DATABASE_URL): {reason}", err=True)
+        raise typer.Exit(1) from None
+
+
 def run_with_jobs(
     operation: Callable[[JobContext], Awaitable[_T]], *, progress_label: str | None = None
 ) -> _T:
@@ -64,9 +85,5 @@ def run_with_jobs(
 
                 return await operation(dataclasses.replace(ctx, on_progress=update))
 
-    try:
+    with one_line_errors():
         return asyncio.run(_main())
-    except (AppError, ConfigError) as e:
-        message = e.message if isinstance(e, AppError) else str(e)
-        typer.echo(f"{type(e).__name__}: {message}", err=True)
-        raise typer.Exit(1) from None
