@@ -51,7 +51,7 @@ class Log:
             "SELECT id, user_id, message_count, memory_state, memory_item_count, "
             "active_turn_id, active_turn_expires_at, "
             "extract(epoch FROM active_turn_expires_at - now()) AS lease_seconds_left "
-            "FROM conversations WHERE id = %s",
+            "FROM threads WHERE id = %s",
             (thread_id,),
         )
         return row
