@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     OPENAI_API_KEY: str | None = None
     OPENAI_BASE_URL: str | None = None
     OPENAI_API: OpenAIApi | None = None
+    # Per text delta of the offline model, so a browser test can watch (and stop) a reply.
+    OFFLINE_MODEL_DELAY_MS: Annotated[int, Field(ge=0, le=10_000)] = 0
 
     # Limits.
     MAX_MESSAGE_CHARS: PositiveInt = 32_000

@@ -24,7 +24,7 @@ def build_model(settings: Settings) -> Model:
     hence OPENAI_API.
     """
     if settings.model_provider == ModelProviderName.OFFLINE:
-        return OfflineModel()
+        return OfflineModel(delta_delay_s=settings.OFFLINE_MODEL_DELAY_MS / 1000)
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(

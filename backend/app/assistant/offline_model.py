@@ -111,13 +111,16 @@ class OfflineModel(Model):
     the offered tools, so one instance can serve concurrent runs and replays are identical.
     """
 
-    def __init__(self, model_name: str = DEFAULT_MODEL_NAME) -> None:
+    def __init__(self, model_name: str = DEFAULT_MODEL_NAME, *, delta_delay_s: float = 0.0) -> None:
         """Create the model.
 
         Args:
             model_name: Name reported in responses, so traces and logs show which model ran.
+            delta_delay_s: Pause after each streamed text delta. Replies are otherwise instant,
+                which leaves nothing for a browser test to watch arrive or to stop midway.
         """
         self.model_name = model_name
+        self.delta_delay_s = delta_delay_s
 
     async def get_response(
         self,
@@ -155,13 +158,14 @@ class OfflineModel(Model):
 
         The event order mirrors the OpenAI Responses stream, so the runner, ``RunResultStreaming``
         and any SSE bridge treat this model exactly like a hosted one. Control is yielded to
-        the event loop after every text delta so a streaming client really receives it in parts.
+        the event loop after every text delta (for ``delta_delay_s``) so a streaming client
+        really receives it in parts.
         """
         item, usage = self._plan(system_instructions, input, model_settings, tools)
         for event in stream_events(self._completed_response(item, usage)):
             yield event
             if isinstance(event, ResponseTextDeltaEvent):
-                await asyncio.sleep(0)
+                await asyncio.sleep(self.delta_delay_s)
 
     def _plan(
         self,
