@@ -21,6 +21,7 @@ from app.assistant.agent import build_agent
 from app.assistant.memory import AgentMemoryStore
 from app.auth import TokenService
 from app.config import ConfigError, Settings, get_settings
+from app.cors import add_cors
 from app.db import SessionMaker, create_engine, create_sessionmaker, redact_url
 from app.embedded_db import EmbeddedPostgres, start_embedded
 from app.errors import register_exception_handlers
@@ -164,6 +165,7 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None) 
         app.include_router(metrics.router)
     app.include_router(health.router)
     app.include_router(api_router, prefix="/api")
+    add_cors(app, settings)
     return app
 
 
