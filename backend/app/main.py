@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import schema
 from app.api import health, metrics
+from app.api.dev import include_dev_routes
 from app.api.router import api_router
 from app.assistant.agent import build_agent
 from app.assistant.memory import AgentMemoryStore
@@ -165,6 +166,7 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None) 
         app.include_router(metrics.router)
     app.include_router(health.router)
     app.include_router(api_router, prefix="/api")
+    include_dev_routes(app, settings)
     add_cors(app, settings)
     return app
 
