@@ -33,6 +33,7 @@ from app.scheduler.jobs import JobContext
 from app.scheduler.registry import build_scheduler, run_job
 from app.services.chat import TurnRunner
 from app.services.users import UserIdCache
+from app.web.docs import add_docs
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +157,9 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None) 
         summary="Chat threads for agents built on the OpenAI Agents SDK",
         version="0.1.0",
         lifespan=lifespan,
+        # Served by add_docs from local files: FastAPI's defaults load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.model_override = model
@@ -167,6 +171,7 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None) 
     app.include_router(health.router)
     app.include_router(api_router, prefix="/api")
     include_dev_routes(app, settings)
+    add_docs(app)
     add_cors(app, settings)
     return app
 
