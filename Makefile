@@ -7,7 +7,7 @@ PY := PYTHONPATH=backend $(BIN)/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test migrate token chat lint typecheck format check bench fuzz drill clean
+.PHONY: help install run test e2e screenshot vendor migrate token chat lint typecheck format check bench fuzz drill clean
 
 help:
 	@echo "make run      set up and serve the API on http://127.0.0.1:8000 (docs at /docs)"
@@ -18,6 +18,7 @@ help:
 	@echo "make drill    reliability drills against real server processes (slow)"
 	@echo "make fuzz     schemathesis against the running API (FUZZ_EXAMPLES=50)"
 	@echo "make bench    memory-store and service benchmarks vs the SDK's stock designs"
+	@echo "make vendor   re-fetch the chat page's pinned JS libraries from npm (needs npm)"
 	@echo "make lint | typecheck | format | check"
 
 $(STAMP): requirements.txt
@@ -53,6 +54,10 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz.py $(if $(FUZZ_EXAMPLES),--max-examples $(FUZZ_EXAMPLES),)
+
+# The chat page's libraries are committed; this re-creates them from npm and checks the pins.
+vendor: $(STAMP)
+	$(BIN)/python scripts/vendor.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check backend tests bench scripts
