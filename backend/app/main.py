@@ -34,6 +34,7 @@ from app.scheduler.registry import build_scheduler, run_job
 from app.services.chat import TurnRunner
 from app.services.users import UserIdCache
 from app.web.docs import add_docs
+from app.web.page import add_page
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +173,7 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None) 
     app.include_router(api_router, prefix="/api")
     include_dev_routes(app, settings)
     add_docs(app)
+    add_page(app, settings)
     add_cors(app, settings)
     return app
 
