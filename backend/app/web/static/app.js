@@ -101,6 +101,7 @@ function createApp(config, { canSignOut }) {
       closeDrawers();
       header.show(thread);
       if (thread) sessionStorage.setItem(THREAD_KEY, thread.id);
+      else sessionStorage.removeItem(THREAD_KEY);
       await chat.open(thread);
     },
     onUpdate: (thread) => {
@@ -110,14 +111,12 @@ function createApp(config, { canSignOut }) {
   header = new ThreadHeader({ threads, maxTitleChars: config.max_title_chars });
   chat = new ChatView({ threads, tasks, config });
 
+  // A new chat is created on the server with its first message, so a click followed by
+  // fast typing can never send into the previous thread, and no empty threads pile up.
   $('#new-thread').addEventListener('click', async () => {
-    try {
-      await threads.create();
-      chat.focus();
-      announce('New chat');
-    } catch (error) {
-      $('#threads-empty').textContent = `Could not create a thread: ${error.message}`;
-    }
+    await threads.select(null);
+    chat.focus();
+    announce('New chat');
   });
   wireDrawers();
   const signOut = $('#sign-out');

@@ -36,7 +36,11 @@ export class ThreadHeader {
     this.actions.hidden = !thread;
     const archivable = Boolean(thread) && 'status' in thread;
     this.archiveButton.hidden = !archivable;
-    if (archivable) this.archiveButton.textContent = thread.status === 'archived' ? 'Unarchive' : 'Archive';
+    if (archivable) {
+      const word = thread.status === 'archived' ? 'Unarchive' : 'Archive';
+      this.archiveButton.textContent = word;
+      this.archiveButton.setAttribute('aria-label', `${word} thread`);
+    }
   }
 
   #startRename() {
