@@ -275,7 +275,11 @@ export class ChatView {
       turn.turnId = data.metadata?.turn_id || turn.turnId;
       turn.userMessageId = data.id;
       this.stopButton.disabled = false;
-      if (replaceAfter) this.#removeAfter(replaceAfter);
+      if (replaceAfter) {
+        this.#removeAfter(replaceAfter);
+        // The server re-sends the same user message; should it ever be a copy, show only it.
+        if (data.id !== replaceAfter) this.#find(replaceAfter)?.remove();
+      }
       if (pending) confirmUserMessage(pending, data);
       else if (!this.#find(data.id)) this.list.append(userMessage(data));
       this.list.append(assistant.element);
