@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Browser, Frame, Page, Route, expect
 
 from tests.drills.harness import ServerProcess
 from tests.e2e.browser import (
@@ -104,11 +104,16 @@ def test_an_unlisted_site_cannot_embed_the_page(
     context = browser.new_context(viewport=DESKTOP)
     try:
         page = context.new_page()
-        page.goto(f"{host_app.other_origin}/evil", wait_until="load")  # load waits for frames
-        (frame,) = [f for f in page.frames if f != page.main_frame]
+        with page.expect_event("framenavigated", predicate=_child_frame_arrived) as navigated:
+            page.goto(f"{host_app.other_origin}/evil")
+        frame = navigated.value
         assert frame.url.startswith("chrome-error://"), frame.url  # refused by frame-ancestors
     finally:
         context.close()
+
+
+def _child_frame_arrived(frame: Frame) -> bool:
+    return frame.parent_frame is not None and frame.url not in ("", "about:blank")
 
 
 def test_api_docs_work_offline(page: Page, guard: PageGuard, e2e_server: ServerProcess) -> None:
