@@ -1,10 +1,11 @@
 // The conversation: history (older pages load as you scroll up), the composer, and replies
-// streamed in as they are generated, with Stop and Regenerate wired to the turn API.
+// streamed in as they are generated (replies.js), with Stop and Regenerate.
 
-import { ApiError, call, query, request } from './api.js';
+import { call, query, request } from './api.js';
 import { $, announce, h } from './dom.js';
-import { AssistantMessage, confirmUserMessage, userMessage } from './messages.js';
-import { StreamLost, followTurn } from './turn.js';
+import { AssistantMessage, userMessage } from './messages.js';
+import { Reply, explain } from './replies.js';
+import { StreamLost } from './turn.js';
 
 const HISTORY_PAGE_SIZE = 30;
 const LOAD_OLDER_WITHIN_PX = 80; // start loading older messages this close to the top
@@ -18,7 +19,7 @@ export class ChatView {
   #hasMore = false;
   #loadingOlder = false;
   #generation = 0; // bumped on every open(), so late answers for another thread are dropped
-  #turn = null; // the reply this tab is following in the open thread
+  #reply = null; // the reply this tab is following in the open thread
   #running = new Map(); // threadId -> turnId: replies left running when switching threads
   #stuck = true; // the view follows new content while the user has not scrolled up
 
@@ -54,14 +55,14 @@ export class ChatView {
       this.#stuck = this.#nearBottom();
       if (this.scroller.scrollTop < LOAD_OLDER_WITHIN_PX) this.#loadOlder();
     });
-    this.list.addEventListener('rendered', () => this.#follow());
+    this.list.addEventListener('rendered', () => this.follow());
   }
 
   // --- History ---------------------------------------------------------------------------
 
   /** Show a thread (null: none yet); any reply being followed keeps running on the server. */
   async open(thread) {
-    this.#leaveTurn();
+    this.#leaveReply();
     const generation = ++this.#generation;
     this.#thread = thread;
     this.#after = null;
@@ -90,7 +91,7 @@ export class ChatView {
     this.#setPage(page);
     this.empty.hidden = page.data.length > 0;
     this.#refreshActions();
-    this.#scrollToBottom();
+    this.scrollToBottom();
     this.#fillView();
     await this.#rejoin(thread, page.data[0]);
   }
@@ -159,13 +160,13 @@ export class ChatView {
 
   async send() {
     const text = this.input.value;
-    if (!text.trim() || this.#turn) return;
+    if (!text.trim() || this.#reply) return;
     let thread = this.#thread;
     if (!thread) {
       try {
         thread = await this.threads.create(); // opened (through the sidebar) before it returns
       } catch (error) {
-        this.#showNotice(this.#explain(error));
+        this.showNotice(explain(error));
         return;
       }
     }
@@ -174,7 +175,7 @@ export class ChatView {
     const pending = userMessage({ content: text }, { pending: true });
     this.list.append(pending);
     this.empty.hidden = true;
-    this.#scrollToBottom();
+    this.scrollToBottom();
     const untitled = !thread.title && thread.message_count === 0;
     const sent = await this.#runTurn({
       pending,
@@ -193,7 +194,7 @@ export class ChatView {
   /** Regenerate the reply to a user message: everything after it is replaced. */
   async regenerate(userMessageId) {
     const thread = this.#thread;
-    if (!thread || this.#turn) return;
+    if (!thread || this.#reply) return;
     await this.#runTurn({
       replaceAfter: userMessageId,
       open: (signal) => request('POST', `/api/threads/${thread.id}/messages/${userMessageId}/retry`, {
@@ -203,19 +204,11 @@ export class ChatView {
   }
 
   async stop() {
-    const turn = this.#turn;
-    if (!turn?.turnId || turn.stopping) return;
-    turn.stopping = true;
+    const reply = this.#reply;
+    if (!reply?.turnId || reply.stopping) return;
     this.stopButton.disabled = true;
     this.stopButton.textContent = 'Stopping…';
-    try {
-      await call('POST', `/api/threads/${turn.threadId}/turns/${turn.turnId}/cancel`);
-    } catch (error) {
-      if (error instanceof ApiError && error.routeMissing) {
-        this.#showNotice('This server cannot stop a reply yet; it will finish on its own.');
-      }
-      // 404 or 409: the reply had already finished; its last events are on their way.
-    }
+    await reply.stop();
   }
 
   /**
@@ -225,84 +218,36 @@ export class ChatView {
    */
   async #runTurn({ open, pending = null, replaceAfter = null, turnId = null, onRefused = () => {} }) {
     const thread = this.#thread;
-    const controller = new AbortController();
-    const assistant = new AssistantMessage();
-    const turn = { threadId: thread.id, turnId, controller, assistant, stopping: false, accepted: false };
-    this.#turn = turn;
+    const reply = new Reply({ view: this, threadId: thread.id, turnId, pending, replaceAfter });
+    this.#reply = reply;
     this.#setBusy(true);
     this.#hideNotice();
     try {
-      const done = await followTurn({
-        threadId: thread.id,
-        turnId,
-        signal: controller.signal,
-        open: () => open(controller.signal),
-        onReconnect: (attempt) => {
-          this.historyStatus.textContent = `Connection lost; reconnecting (attempt ${attempt})…`;
-        },
-        onEvent: (event, data) => this.#onEvent(turn, event, data, { pending, replaceAfter }),
-      });
-      this.historyStatus.textContent = '';
+      const done = await reply.follow(open);
+      this.setStatus('');
       announce(done.status === 'completed' ? 'Reply finished' : `Reply ${done.status}`);
       this.#afterTurn(thread);
     } catch (error) {
-      if (controller.signal.aborted) return turn.accepted;
-      assistant.abandon();
+      if (reply.left) return reply.accepted;
+      reply.assistant.abandon();
       if (error instanceof StreamLost) {
-        this.historyStatus.textContent = '';
-        this.#showNotice('Lost the connection to this reply. Showing what the server saved.');
+        this.setStatus('');
+        this.showNotice('Lost the connection to this reply. Showing what the server saved.');
         if (this.#thread?.id === thread.id) this.open(this.#thread);
-      } else if (!turn.accepted) {
+      } else if (!reply.accepted) {
         onRefused();
-        this.#showNotice(this.#explain(error));
+        this.showNotice(explain(error));
       } else {
         throw error;
       }
     } finally {
-      if (this.#turn === turn) {
-        this.#turn = null;
+      if (this.#reply === reply) {
+        this.#reply = null;
         this.#setBusy(false);
         this.#refreshActions();
       }
     }
-    return turn.accepted;
-  }
-
-  #onEvent(turn, event, data, { pending, replaceAfter }) {
-    const { assistant } = turn;
-    if (event === 'user_message') {
-      turn.accepted = true;
-      turn.turnId = data.metadata?.turn_id || turn.turnId;
-      turn.userMessageId = data.id;
-      this.stopButton.disabled = false;
-      if (replaceAfter) {
-        this.#removeAfter(replaceAfter);
-        // The server re-sends the same user message; should it ever be a copy, show only it.
-        if (data.id !== replaceAfter) this.#find(replaceAfter)?.remove();
-      }
-      if (pending) confirmUserMessage(pending, data);
-      else if (!this.#find(data.id)) this.list.append(userMessage(data));
-      this.list.append(assistant.element);
-      assistant.startStreaming();
-      this.#scrollToBottom();
-    } else if (event === 'text_delta') {
-      assistant.appendText(data.delta);
-    } else if (event === 'tool_call') {
-      assistant.addToolCall(data);
-      this.#follow();
-    } else if (event === 'tool_result') {
-      assistant.setToolResult(data);
-      this.tasks.refreshSoon();
-    } else if (event === 'assistant_message') {
-      assistant.finish(data);
-    } else if (event === 'error') {
-      if (data.code === 'cancelled') assistant.markStopped();
-      const retry = turn.userMessageId ? () => this.regenerate(turn.userMessageId) : null;
-      assistant.showError(data, data.code === 'cancelled' ? null : retry);
-      this.#follow();
-    } else if (event === 'done' && data.status === 'cancelled') {
-      assistant.markStopped();
-    }
+    return reply.accepted;
   }
 
   async #afterTurn(thread) {
@@ -329,23 +274,22 @@ export class ChatView {
   }
 
   /** Stop listening to the reply in the open thread; the server finishes and saves it. */
-  #leaveTurn() {
-    const turn = this.#turn;
-    if (!turn) return;
-    if (turn.turnId) this.#running.set(turn.threadId, turn.turnId);
-    turn.controller.abort();
-    turn.assistant.abandon();
-    this.#turn = null;
+  #leaveReply() {
+    const reply = this.#reply;
+    if (!reply) return;
+    if (reply.turnId) this.#running.set(reply.threadId, reply.turnId);
+    reply.leave();
+    this.#reply = null;
   }
 
-  // --- View helpers ----------------------------------------------------------------------
+  // --- View helpers (public ones are what a Reply uses) -----------------------------------
 
-  #find(messageId) {
+  find(messageId) {
     return this.list.querySelector(`[data-message-id="${CSS.escape(messageId)}"]`);
   }
 
-  #removeAfter(messageId) {
-    const anchor = this.#find(messageId);
+  removeAfter(messageId) {
+    const anchor = this.find(messageId);
     if (!anchor) return;
     while (anchor.nextElementSibling) anchor.nextElementSibling.remove();
   }
@@ -354,7 +298,7 @@ export class ChatView {
   #refreshActions() {
     for (const old of this.list.querySelectorAll('.message-action')) old.remove();
     const last = this.list.lastElementChild;
-    if (!last || this.#turn || !last.dataset.messageId) return;
+    if (!last || this.#reply || !last.dataset.messageId) return;
     if (last.dataset.role === 'assistant') {
       const question = last.previousElementSibling;
       if (question?.dataset.role !== 'user' || !question.dataset.messageId) return;
@@ -378,23 +322,15 @@ export class ChatView {
     this.list.closest('.messages').setAttribute('aria-busy', String(busy));
   }
 
-  #explain(error) {
-    if (!(error instanceof ApiError)) {
-      return 'Could not reach the server. Check your connection and try again.';
-    }
-    if (error.status === 409) {
-      return 'A reply is already being written in this thread, perhaps in another tab. '
-        + 'Wait for it to finish, then send again.';
-    }
-    if (error.routeMissing) return 'This server cannot do that yet.';
-    if (error.status === 503) {
-      const wait = error.retryAfterSeconds ? ` in ${error.retryAfterSeconds} s` : ' shortly';
-      return `The server is busy: ${error.detail} Try again${wait}.`;
-    }
-    return error.detail || error.message;
+  allowStop() {
+    this.stopButton.disabled = false;
   }
 
-  #showNotice(text) {
+  setStatus(text) {
+    this.historyStatus.textContent = text;
+  }
+
+  showNotice(text) {
     this.notice.textContent = text;
     this.notice.hidden = false;
   }
@@ -414,11 +350,11 @@ export class ChatView {
     return scrollHeight - scrollTop - clientHeight < STICK_TO_BOTTOM_WITHIN_PX;
   }
 
-  #follow() {
-    if (this.#stuck) this.#scrollToBottom();
+  follow() {
+    if (this.#stuck) this.scrollToBottom();
   }
 
-  #scrollToBottom() {
+  scrollToBottom() {
     this.scroller.scrollTop = this.scroller.scrollHeight;
     this.#stuck = true;
   }
