@@ -7,17 +7,20 @@ PY := PYTHONPATH=backend $(BIN)/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test migrate token chat lint typecheck format check bench fuzz drill clean
+.PHONY: help install run test e2e screenshot vendor migrate token chat lint typecheck format check bench fuzz drill clean
 
 help:
 	@echo "make run      set up and serve the API on http://127.0.0.1:8000 (docs at /docs)"
-	@echo "make test     set up and run the whole test suite"
+	@echo "make test     set up and run the whole test suite (browser tests too when Chromium is found)"
+	@echo "make e2e      browser tests in headless Chromium; screenshots in data/e2e/"
+	@echo "make screenshot   retake docs/chat-page.png (the README's picture of the page)"
 	@echo "make chat     chat from the terminal with the running server"
 	@echo "make token USER=alice [ADMIN=1]   print a bearer token"
 	@echo "make migrate  apply database migrations"
 	@echo "make drill    reliability drills against real server processes (slow)"
 	@echo "make fuzz     schemathesis against the running API (FUZZ_EXAMPLES=50)"
 	@echo "make bench    memory-store and service benchmarks vs the SDK's stock designs"
+	@echo "make vendor   re-fetch the chat page's pinned JS libraries from npm (needs npm)"
 	@echo "make lint | typecheck | format | check"
 
 $(STAMP): requirements.txt
@@ -41,8 +44,18 @@ chat: $(STAMP)
 	@$(PY) -m app chat
 
 # The slow drills (real server processes, kill -9, outages) run with `make drill`; CI runs both.
+# The browser tests run too when a Chromium is found (else one line says they were skipped).
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not drill" $(PYTEST_ARGS)
+
+# Headless Chromium (Debian's package, or CHROMIUM=/path) against a real server; fails without
+# a browser. One screenshot per scene lands in data/e2e/.
+e2e: $(STAMP)
+	E2E=1 $(BIN)/python -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+
+screenshot: $(STAMP)
+	E2E=1 $(BIN)/python -m pytest -m e2e tests/e2e -k readme_screenshot -q
+	cp data/e2e/00-readme.png docs/chat-page.png
 
 drill: $(STAMP)
 	$(BIN)/python -m pytest -m drill tests/drills $(PYTEST_ARGS)
@@ -53,6 +66,10 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)
 	$(BIN)/python scripts/fuzz.py $(if $(FUZZ_EXAMPLES),--max-examples $(FUZZ_EXAMPLES),)
+
+# The chat page's libraries are committed; this re-creates them from npm and checks the pins.
+vendor: $(STAMP)
+	$(BIN)/python scripts/vendor.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check backend tests bench scripts

@@ -6,6 +6,7 @@ way a validation error names exactly what the operator has to change.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from enum import StrEnum
 from functools import lru_cache
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Self
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class AppEnv(StrEnum):
@@ -39,6 +40,10 @@ class ConfigError(RuntimeError):
 PositiveInt = Annotated[int, Field(ge=1)]
 # A century: any longer age limit is a typo, and would overflow date arithmetic.
 MAX_RETENTION_DAYS = 36_500
+# scheme://host[:port], exactly what a browser sends in `Origin` (no path, no trailing slash).
+_ORIGIN = re.compile(
+    r"^https?://[a-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?$"
+)
 
 
 class Settings(BaseSettings):
@@ -101,6 +106,9 @@ class Settings(BaseSettings):
     OPENAI_API: OpenAIApi | None = None
     OFFLINE_MODEL_DELAY_MS: Annotated[int, Field(ge=0, le=60_000)] = 0
 
+    # Browser front ends on other origins (CORS, and hosts that embed the chat page).
+    CORS_ALLOW_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
     # Limits.
     MAX_MESSAGE_CHARS: PositiveInt = 32_000
     MAX_TITLE_CHARS: Annotated[int, Field(ge=1, le=1000)] = 200
@@ -130,6 +138,25 @@ class Settings(BaseSettings):
             raise ValueError("must be a postgresql:// URL")
         return value
 
+    @field_validator("CORS_ALLOW_ORIGINS", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        """Comma-separated origins; each must be exactly what a browser sends as `Origin`."""
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            return value
+        origins = []
+        for raw in value:
+            origin = str(raw).strip().rstrip("/").lower()
+            if not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{str(raw).strip()!r} is not an origin: use scheme://host[:port], e.g. "
+                    "https://app.example.com (no path; '*' is not accepted, list origins)"
+                )
+            origins.append(origin)
+        return origins
+
     @field_validator("AGENT_SESSION_CLEANUP_TZ")
     @classmethod
     def _check_time_zone(cls, value: str) -> str:
@@ -154,6 +181,15 @@ class Settings(BaseSettings):
         ):
             raise ValueError("MODEL_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL)")
         return self
+
+    @property
+    def dev_sign_in_enabled(self) -> bool:
+        """The development sign-in (`POST /api/dev/token`, the page's "continue as"): outside
+        production, when the server holds a signing secret (configured or generated)."""
+        if self.APP_ENV == AppEnv.PRODUCTION:
+            return False
+        # With only a public key, tokens come from an identity provider: nothing here can sign.
+        return bool(self.AUTH_JWT_SECRET) or not self.AUTH_JWT_PUBLIC_KEY
 
     @property
     def agent_session_dir(self) -> Path:

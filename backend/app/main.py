@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import health, metrics
+from app.api.dev import include_dev_routes
 from app.api.router import api_router
 from app.auth import TokenService
 from app.bootstrap import (
@@ -22,6 +23,7 @@ from app.bootstrap import (
     open_database,
 )
 from app.config import Settings, get_settings
+from app.cors import add_cors
 from app.db import SessionMaker
 from app.errors import register_exception_handlers
 from app.logging import configure_logging
@@ -32,6 +34,8 @@ from app.scheduler.context import JobContext
 from app.scheduler.registry import build_scheduler, run_job
 from app.services.users import UserIdCache
 from app.turns.runner import TurnRunner
+from app.web.docs import add_docs
+from app.web.page import add_page
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +98,9 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None) 
         summary="Chat threads for agents built on the OpenAI Agents SDK",
         version="0.1.0",
         lifespan=lifespan,
+        # Served by add_docs from local files: FastAPI's defaults load them from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.model_override = model
@@ -104,6 +111,10 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None) 
         app.include_router(metrics.router)
     app.include_router(health.router)
     app.include_router(api_router, prefix="/api")
+    include_dev_routes(app, settings)
+    add_docs(app)
+    add_page(app, settings)
+    add_cors(app, settings)
     return app
 
 

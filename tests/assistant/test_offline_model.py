@@ -6,6 +6,7 @@ same JSON shapes as the real task tools, so the flows run through the real ``age
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -21,11 +22,13 @@ from openai.types.responses import (
     ResponseTextDeltaEvent,
 )
 
+from app.assistant.agent import build_model
 from app.assistant.offline_grammar import Intent, parse_command, resolve_task
 from app.assistant.offline_model import (
     OfflineModel,
     split_text,
 )
+from app.config import load_settings
 
 RUN_CONFIG = RunConfig(tracing_disabled=True)
 
@@ -418,6 +421,35 @@ class TestStreamEvents:
         assert len(deltas) > 2
         assert "".join(deltas) == completed.output[0].content[0].text
         assert "MODEL_PROVIDER=openai" in "".join(deltas)
+
+    async def test_configured_delay_pauses_after_every_delta(self, monkeypatch) -> None:
+        pauses: list[float] = []
+        real_sleep = asyncio.sleep
+
+        async def record(seconds: float) -> None:
+            pauses.append(seconds)
+            await real_sleep(0)
+
+        model = build_model(load_settings(OFFLINE_MODEL_DELAY_MS=25))
+        assert isinstance(model, OfflineModel)
+        monkeypatch.setattr("app.assistant.offline_model.asyncio.sleep", record)
+        events = [
+            event
+            async for event in model.stream_response(
+                None,
+                "help",
+                ModelSettings(),
+                [],
+                None,
+                [],
+                ModelTracing.DISABLED,
+                previous_response_id=None,
+                conversation_id=None,
+                prompt=None,
+            )
+        ]
+        deltas = [event for event in events if isinstance(event, ResponseTextDeltaEvent)]
+        assert pauses == [0.025] * len(deltas)
 
     async def test_function_call_events_and_completed_response(self) -> None:
         events = await stream("add task Buy milk")

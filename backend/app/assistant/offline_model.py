@@ -158,7 +158,8 @@ class OfflineModel(Model):
 
         The event order mirrors the OpenAI Responses stream, so the runner, ``RunResultStreaming``
         and any SSE bridge treat this model exactly like a hosted one. Control is yielded to
-        the event loop after every text delta so a streaming client really receives it in parts.
+        the event loop after every text delta (for ``delta_delay_s``) so a streaming client
+        really receives it in parts.
         """
         item, usage = self._plan(system_instructions, input, model_settings, tools)
         for event in stream_events(self._completed_response(item, usage)):

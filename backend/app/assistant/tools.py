@@ -17,9 +17,8 @@ from agents import FunctionTool, RunContextWrapper, function_tool
 from app.db import SessionMaker, session_scope
 from app.errors import NotFoundError
 from app.models import Task
+from app.models.task import MAX_TASK_TITLE_CHARS
 from app.services import tasks
-
-MAX_TASK_TITLE_CHARS = 500
 
 
 @dataclass(frozen=True)

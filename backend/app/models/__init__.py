@@ -7,7 +7,7 @@ from app.models.maintenance import (
     RunStatus,
 )
 from app.models.message import Message, MessagePublic, MessageRole, MessagesPublic
-from app.models.task import Task
+from app.models.task import Task, TaskCreate, TaskPublic, TasksPublic, TaskUpdate
 from app.models.thread import (
     MemoryState,
     Thread,
@@ -30,6 +30,10 @@ __all__ = [
     "MessagesPublic",
     "RunStatus",
     "Task",
+    "TaskCreate",
+    "TaskPublic",
+    "TaskUpdate",
+    "TasksPublic",
     "ThreadCreate",
     "ThreadPublic",
     "ThreadUpdate",

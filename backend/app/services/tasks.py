@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import NotFoundError
+from app.errors import BadRequestError, NotFoundError
 from app.models import Task
 from app.models.base import utc_now
+from app.services.pagination import Page
 
 
 async def add_task(db: AsyncSession, *, user_id: uuid.UUID, title: str, notes: str = "") -> Task:
@@ -27,6 +29,36 @@ async def list_tasks(
     if not include_done:
         query = query.where(col(Task.done).is_(False))
     return list((await db.exec(query.order_by(col(Task.created_at), col(Task.id)))).all())
+
+
+async def list_tasks_page(
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    limit: int,
+    after: uuid.UUID | None,
+    include_done: bool = True,
+) -> Page[Task]:
+    """One page of the user's tasks in `list_tasks` order, after the task `after`.
+
+    Raises:
+        BadRequestError: `after` is not one of the user's tasks.
+    """
+    key = sa.tuple_(Task.created_at, Task.id)
+    query = select(Task).where(Task.user_id == user_id)
+    if after is not None:
+        cursor = (
+            await db.exec(
+                select(Task.created_at, Task.id).where(Task.id == after, Task.user_id == user_id)
+            )
+        ).first()
+        if cursor is None:
+            raise BadRequestError(f"Unknown cursor 'after={after}'")
+        query = query.where(key > sa.tuple_(*cursor))
+    if not include_done:
+        query = query.where(col(Task.done).is_(False))
+    query = query.order_by(col(Task.created_at), col(Task.id)).limit(limit + 1)
+    return Page.from_rows((await db.exec(query)).all(), limit)
 
 
 async def get_task(db: AsyncSession, *, user_id: uuid.UUID, task_id: uuid.UUID) -> Task:
