@@ -112,6 +112,7 @@ class Settings(BaseSettings):
     # Limits.
     MAX_MESSAGE_CHARS: PositiveInt = 32_000
     MAX_TITLE_CHARS: Annotated[int, Field(ge=1, le=1000)] = 200
+    MAX_THREAD_METADATA_BYTES: Annotated[int, Field(ge=0, le=1_000_000)] = 8_192
     MAX_TURN_SECONDS: PositiveInt = 300
     MAX_REQUEST_BYTES: Annotated[int, Field(ge=1024)] = 1024 * 1024
 

@@ -1,9 +1,10 @@
-"""Thread endpoints (ChatKit-style): create, list, read, rename, delete."""
+"""Thread endpoints (ChatKit-style): create, list, read, update (rename, archive), delete."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -16,9 +17,11 @@ from app.api.deps import (
     SettingsDep,
 )
 from app.errors import ERROR_RESPONSES, ErrorPublic, UnprocessableError
-from app.models import ThreadCreate, ThreadPublic, ThreadsPublic, ThreadUpdate
+from app.models import ThreadCreate, ThreadPublic, ThreadsPublic, ThreadStatus, ThreadUpdate
+from app.models.text import unstorable_in
 from app.services import threads
 from app.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from app.services.threads import UNSET
 
 router = APIRouter(prefix="/threads", tags=["threads"], responses=ERROR_RESPONSES)
 
@@ -41,9 +44,10 @@ async def create_thread(
     settings: SettingsDep,
     body: ThreadCreate | None = None,
 ) -> ThreadPublic:
-    """Create a thread, optionally titled."""
+    """Create a thread, optionally titled and with metadata."""
     title = clean_title(body.title if body else None, settings.MAX_TITLE_CHARS)
-    thread = await threads.create_thread(db, user_id=user.id, title=title)
+    metadata = check_metadata(body.metadata if body else None, settings.MAX_THREAD_METADATA_BYTES)
+    thread = await threads.create_thread(db, user_id=user.id, title=title, metadata=metadata)
     return ThreadPublic.model_validate(thread)
 
 
@@ -54,9 +58,11 @@ async def list_threads(
     user: CurrentUserDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     after: uuid.UUID | None = None,
+    status: ThreadStatus | None = None,
 ) -> ThreadsPublic:
-    """The caller's threads, most recent activity first; pass `after` for the next page."""
-    page = await threads.list_threads(db, user_id=user.id, limit=limit, after=after)
+    """The caller's threads, most recent activity first; pass `after` for the next page and
+    `status` to list only active or archived ones."""
+    page = await threads.list_threads(db, user_id=user.id, limit=limit, after=after, status=status)
     data = [ThreadPublic.model_validate(c) for c in page.data]
     return ThreadsPublic(data=data, has_more=page.has_more, after=data[-1].id if data else None)
 
@@ -68,16 +74,38 @@ async def get_thread(*, thread: OwnedThreadDep) -> ThreadPublic:
 
 
 @router.patch("/{thread_id}", response_model=ThreadPublic)
-async def rename_thread(
+async def update_thread(
     *,
     db: DbSessionDep,
     thread: OwnedThreadDep,
     settings: SettingsDep,
     body: ThreadUpdate,
 ) -> ThreadPublic:
-    """Rename a thread (a blank or null title clears it)."""
-    title = clean_title(body.title, settings.MAX_TITLE_CHARS)
-    return ThreadPublic.model_validate(await threads.rename_thread(db, thread, title=title))
+    """Rename, archive or restore a thread, or replace its metadata: only the fields sent
+    change (a blank or null title clears it)."""
+    sent = body.model_fields_set
+    metadata = check_metadata(body.metadata, settings.MAX_THREAD_METADATA_BYTES)
+    changes = threads.ThreadChanges(
+        title=clean_title(body.title, settings.MAX_TITLE_CHARS) if "title" in sent else UNSET,
+        status=body.status if "status" in sent and body.status is not None else UNSET,
+        metadata=(metadata or {}) if "metadata" in sent else UNSET,
+    )
+    return ThreadPublic.model_validate(await threads.update_thread(db, thread, changes))
+
+
+def check_metadata(metadata: dict[str, Any] | None, max_bytes: int) -> dict[str, Any] | None:
+    """Metadata as stored: every string storable, at most `max_bytes` of JSON in all."""
+    if metadata is None:
+        return None
+    problem = unstorable_in(metadata)
+    if problem is not None:
+        raise UnprocessableError(f"metadata: {problem}")
+    size = len(json.dumps(metadata, ensure_ascii=False).encode())
+    if size > max_bytes:
+        raise UnprocessableError(
+            f"metadata is {size} bytes of JSON; the limit is {max_bytes} (MAX_THREAD_METADATA_BYTES)"
+        )
+    return metadata
 
 
 @router.delete(

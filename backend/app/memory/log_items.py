@@ -20,6 +20,29 @@ def user_item(text: str) -> TResponseInputItem:
     return cast(TResponseInputItem, {"role": "user", "content": text})
 
 
+def assistant_item(text: str) -> TResponseInputItem:
+    """The item a reply becomes in memory (a stopped reply's partial text too)."""
+    return cast(TResponseInputItem, {"role": "assistant", "content": text})
+
+
+def completed_tool_pairs(items: Sequence[Any]) -> list[TResponseInputItem]:
+    """The function calls in `items` that have their output there too, with those outputs,
+    in their order: what a failed or stopped turn keeps (a call without its output would be
+    rejected by the model provider, and its effect is unknown)."""
+    answered = {
+        item.get("call_id")
+        for item in items
+        if isinstance(item, dict) and item.get("type") == "function_call_output"
+    }
+    return [
+        cast(TResponseInputItem, item)
+        for item in items
+        if isinstance(item, dict)
+        and item.get("type") in ("function_call", "function_call_output")
+        and item.get("call_id") in answered
+    ]
+
+
 def items_from_log(messages: Sequence[tuple[str, str, dict[str, Any]]]) -> list[dict[str, Any]]:
     """SDK input items equivalent to logged messages, tool calls included.
 
@@ -46,7 +69,9 @@ def items_from_log(messages: Sequence[tuple[str, str, dict[str, Any]]]) -> list[
                 items.append(
                     {"type": "function_call_output", "call_id": call_id, "output": call["output"]}
                 )
-        items.append({"role": "assistant", "content": content})
+        # A failed turn's partial text was shown but never said: memory keeps only its calls.
+        if meta.get("status") != "failed" and content:
+            items.append({"role": "assistant", "content": content})
     return items
 
 

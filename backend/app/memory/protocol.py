@@ -42,6 +42,10 @@ class Memory(Session, Protocol):
         """Drop every item newer than `mark` and append `items`, atomically."""
         ...
 
+    async def drop_turns(self, count: int) -> bool:
+        """Forget the newest `count` turns; False (nothing changed) if fewer are held."""
+        ...
+
     async def prune(self, max_items: int) -> PruneResult:
         """Cut back to at most `max_items`, only where a user message starts a turn."""
         ...

@@ -99,3 +99,19 @@ def prune_rows(c: sqlite3.Connection, session_id: str, max_items: int) -> PruneR
         "DELETE FROM agent_messages WHERE session_id = ? AND id < ?", (session_id, keep_from)
     ).rowcount
     return PruneResult(removed=removed, kept=total - removed, oversized_turn=oversized)
+
+
+def drop_turn_rows(c: sqlite3.Connection, session_id: str, count: int) -> bool:
+    """Delete the newest `count` turns (from the `count`-th newest turn start on), inside
+    the caller's transaction. False, deleting nothing, when fewer turns are stored."""
+    starts = c.execute(
+        f"SELECT id FROM agent_messages WHERE session_id = ? AND {IS_TURN_START_SQL} "
+        "ORDER BY id DESC LIMIT ?",
+        (session_id, count),
+    ).fetchall()
+    if len(starts) < count:
+        return False
+    c.execute(
+        "DELETE FROM agent_messages WHERE session_id = ? AND id >= ?", (session_id, starts[-1][0])
+    )
+    return True

@@ -36,7 +36,7 @@ from app.memory.files import (
     file_bytes,
     transaction,
 )
-from app.memory.pruning import PruneResult, prune_rows
+from app.memory.pruning import PruneResult, drop_turn_rows, prune_rows
 from app.metrics import MEMORY_READ, MEMORY_WRITE
 
 if TYPE_CHECKING:
@@ -270,6 +270,20 @@ class MemorySession:
 
         with MEMORY_WRITE.time():
             return await self._run(_prune)
+
+    async def drop_turns(self, count: int) -> bool:
+        """Forget the newest `count` turns in one transaction (a retry rewinds memory).
+
+        Returns:
+            False, changing nothing, when memory holds fewer turns (they were pruned).
+        """
+
+        def _drop(c: sqlite3.Connection) -> bool:
+            with transaction(c):
+                return drop_turn_rows(c, self.session_id, count)
+
+        with MEMORY_WRITE.time():
+            return await self._run(_drop)
 
     async def read_mark(self) -> MemoryMark:
         """The file's stamp and newest item id, in one statement."""

@@ -6,7 +6,13 @@ from app.models.maintenance import (
     MaintenanceRunsPublic,
     RunStatus,
 )
-from app.models.message import Message, MessagePublic, MessageRole, MessagesPublic
+from app.models.message import (
+    Message,
+    MessagePublic,
+    MessageRole,
+    MessagesPublic,
+    message_public,
+)
 from app.models.task import Task, TaskCreate, TaskPublic, TasksPublic, TaskUpdate
 from app.models.thread import (
     MemoryState,
@@ -14,12 +20,13 @@ from app.models.thread import (
     ThreadCreate,
     ThreadPublic,
     ThreadsPublic,
+    ThreadStatus,
     ThreadUpdate,
 )
+from app.models.turn import Turn, TurnStatus
 from app.models.user import User
 
 __all__ = [
-    "Thread",
     "MaintenanceRun",
     "MaintenanceRunPublic",
     "MaintenanceRunsPublic",
@@ -34,9 +41,14 @@ __all__ = [
     "TaskPublic",
     "TaskUpdate",
     "TasksPublic",
+    "Thread",
     "ThreadCreate",
     "ThreadPublic",
+    "ThreadStatus",
     "ThreadUpdate",
     "ThreadsPublic",
+    "Turn",
+    "TurnStatus",
     "User",
+    "message_public",
 ]

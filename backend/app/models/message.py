@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from app.models.base import timestamp_field
+from app.models.turn import TurnStatus
 
 
 class MessageRole(StrEnum):
@@ -28,6 +29,8 @@ class Message(SQLModel, table=True):
     thread_id: uuid.UUID = Field(foreign_key="threads.id", nullable=False, ondelete="CASCADE")
     role: str = Field(max_length=16, nullable=False)
     content: str = Field(sa_type=sa.Text, nullable=False)
+    # The turn that wrote it (none for messages from before turns were recorded).
+    turn_id: uuid.UUID | None = Field(default=None, foreign_key="turns.id", ondelete="SET NULL")
     created_at: datetime = timestamp_field()
     # `metadata` is reserved on declarative classes, so the attribute is `meta`.
     meta: dict[str, Any] = Field(
@@ -47,6 +50,16 @@ class MessagePublic(BaseModel):
     content: str
     created_at: datetime
     metadata: dict[str, Any] = PydanticField(validation_alias="meta")
+    turn_id: uuid.UUID | None = None
+    # How the turn went: running, completed, failed or cancelled (None: not recorded).
+    turn_status: TurnStatus | None = None
+
+
+def message_public(message: Message, turn_status: str | None) -> MessagePublic:
+    """The public view of a message with its turn's status (read with a join, or known)."""
+    public = MessagePublic.model_validate(message)
+    public.turn_status = TurnStatus(turn_status) if turn_status else None
+    return public
 
 
 class MessagesPublic(BaseModel):

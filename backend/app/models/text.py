@@ -40,6 +40,19 @@ def make_storable(text: str) -> str:
     return _SURROGATE.sub("\ufffd", text.replace("\x00", "\ufffd"))
 
 
+def unstorable_in(value: Any) -> str | None:
+    """Why some string in a JSON-like value (keys too) cannot be stored, or None."""
+    if isinstance(value, str):
+        return unstorable_reason(value)
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    return next((reason for item in items if (reason := unstorable_in(item))), None)
+
+
 def make_storable_json(value: Any) -> Any:
     """`make_storable` applied to every string in a JSON-like value (for JSONB columns)."""
     if isinstance(value, str):

@@ -10,13 +10,16 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field as PydanticField
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from app.models.base import timestamp_field
 from app.models.text import StorableText
+from app.models.turn import TurnStatus
 
 
 class MemoryState(StrEnum):
@@ -57,22 +60,52 @@ class Thread(SQLModel, table=True):
         default=0, nullable=False, sa_column_kwargs={"server_default": "0"}
     )
 
+    status: str = Field(
+        default="active",
+        max_length=16,
+        nullable=False,
+        sa_column_kwargs={"server_default": "active"},
+    )
+    meta: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=sa.Column(
+            "metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")
+        ),
+    )
+    # The newest turn and how it went (a client that reloads sees a turn still running).
+    last_turn_id: uuid.UUID | None = Field(default=None)
+    last_turn_status: str | None = Field(default=None, max_length=16)
+
     active_turn_id: uuid.UUID | None = Field(default=None)
     active_turn_expires_at: datetime | None = Field(
         default=None, sa_type=sa.DateTime(timezone=True)
     )
 
 
+class ThreadStatus(StrEnum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+
+
+# A small map a client keeps with its thread (ChatKit's thread metadata); bounded in bytes.
+ThreadMetadata = dict[str, Any]
+
+
 class ThreadCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: StorableText | None = None
+    metadata: ThreadMetadata | None = None
 
 
 class ThreadUpdate(BaseModel):
+    """Only the fields sent are changed (`title: null` clears the title)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    title: StorableText | None
+    title: StorableText | None = None
+    status: ThreadStatus | None = None
+    metadata: ThreadMetadata | None = None
 
 
 class ThreadPublic(BaseModel):
@@ -80,10 +113,14 @@ class ThreadPublic(BaseModel):
 
     id: uuid.UUID
     title: str | None
+    status: ThreadStatus
+    metadata: dict[str, Any] = PydanticField(validation_alias="meta")
     created_at: datetime
     updated_at: datetime
     last_activity_at: datetime
     message_count: int
+    last_turn_id: uuid.UUID | None
+    last_turn_status: TurnStatus | None
 
 
 class ThreadsPublic(BaseModel):

@@ -22,7 +22,7 @@ from datetime import timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import SessionMaker, session_scope
-from app.services import leases
+from app.services import leases, turn_records
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +45,12 @@ class LeaseKeeper:
         *,
         lease: timedelta,
         on_lost: Callable[[uuid.UUID], None],
+        on_cancel_requested: Callable[[uuid.UUID], None] | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._lease = lease
         self._on_lost = on_lost
+        self._on_cancel_requested = on_cancel_requested
         self._held: dict[uuid.UUID, _Held] = {}
         lease_s = lease.total_seconds()
         self.tick_seconds = lease_s / 6  # how often deadlines are checked
@@ -120,6 +122,7 @@ class LeaseKeeper:
                 last_renewal = time.monotonic()
                 await self._renew(started=last_renewal)
             self._stop_overdue()
+            await self._poll_cancel_requests()
 
     async def _renew(self, *, started: float) -> None:
         holders = {turn: held.thread_id for turn, held in self._held.items()}
@@ -148,6 +151,18 @@ class LeaseKeeper:
                 held.deadline = started + self._lease.total_seconds() - self._margin
             else:
                 self._lose(turn_id, "another holder took the thread's lease")
+
+    async def _poll_cancel_requests(self) -> None:
+        """Stop requests left in PostgreSQL by another worker (one query per tick, or none)."""
+        if self._on_cancel_requested is None or not self._held:
+            return
+        try:
+            async with asyncio.timeout(self.tick_seconds), session_scope(self._sessionmaker) as db:
+                requested = await turn_records.cancel_requested(db, list(self._held))
+        except (SQLAlchemyError, OSError, TimeoutError):
+            return  # the renewal reports the outage; a stop waits for the next tick
+        for turn_id in requested:
+            self._on_cancel_requested(turn_id)
 
     def _stop_overdue(self) -> None:
         now = time.monotonic()

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import BadRequestError, ConflictError
-from app.models import Message, MessageRole, Thread
+from app.errors import BadRequestError, ConflictError, NotFoundError
+from app.models import Message, MessageRole, Thread, Turn, TurnStatus
 from app.models.base import utc_now
 from app.models.text import make_storable
 from app.services import leases
@@ -26,15 +26,20 @@ async def list_messages(
     limit: int,
     after: uuid.UUID | None,
     order: SortOrder,
-) -> Page[Message]:
-    """A page of the thread's messages by time (`asc`: oldest first).
+) -> Page[tuple[Message, str | None]]:
+    """A page of the thread's messages by time (`asc`: oldest first), each with the status
+    of the turn that wrote it.
 
     Takes the `Thread` row itself (which the route got through `OwnedThreadDep`), not an id,
     so listing another user's messages cannot be written by mistake.
     """
     thread_id = thread.id
     key = sa.tuple_(Message.created_at, Message.id)
-    query = select(Message).where(Message.thread_id == thread_id)
+    query = (
+        select(Message, Turn.status)
+        .outerjoin(Turn, col(Turn.id) == col(Message.turn_id))
+        .where(Message.thread_id == thread_id)
+    )
     if after is not None:
         cursor = (
             await db.exec(
@@ -51,7 +56,8 @@ async def list_messages(
         query = query.order_by(col(Message.created_at), col(Message.id))
     else:
         query = query.order_by(col(Message.created_at).desc(), col(Message.id).desc())
-    return Page.from_rows((await db.exec(query.limit(limit + 1))).all(), limit)
+    rows = (await db.exec(query.limit(limit + 1))).all()
+    return Page.from_rows([(message, status) for message, status in rows], limit)
 
 
 async def append_message(
@@ -62,11 +68,14 @@ async def append_message(
     role: MessageRole,
     content: str,
     meta: dict[str, Any] | None = None,
+    turn_id: uuid.UUID | None = None,
+    turn_status: TurnStatus | None = None,
 ) -> tuple[Message, int]:
     """Append a message to the log of a thread whose lease `holder` has.
 
-    One UPDATE bumps the thread's activity and count, and only while the lease is still
-    ours: a turn that lost its thread can never add to the log.
+    One UPDATE bumps the thread's activity and count (and records its newest turn's status,
+    when given), and only while the lease is still ours: a turn that lost its thread can
+    never add to the log.
 
     Returns:
         The message, and the thread's message count with it.
@@ -83,6 +92,11 @@ async def append_message(
                 message_count=col(Thread.message_count) + 1,
                 last_activity_at=now,
                 updated_at=now,
+                **(
+                    {}
+                    if turn_status is None
+                    else {"last_turn_id": turn_id, "last_turn_status": turn_status}
+                ),
             )
             .returning(col(Thread.message_count))
         )
@@ -95,6 +109,7 @@ async def append_message(
         content=make_storable(content),
         created_at=now,
         meta=meta or {},
+        turn_id=turn_id,
     )
     db.add(message)
     await db.flush()
@@ -112,14 +127,102 @@ async def messages_after(db: AsyncSession, *, thread_id: uuid.UUID, offset: int)
     return list(rows.all())
 
 
-async def recent_messages(db: AsyncSession, *, thread_id: uuid.UUID, limit: int) -> list[Message]:
-    """The newest `limit` messages in chronological order (to rebuild memory from the log)."""
+async def recent_messages(
+    db: AsyncSession, *, thread_id: uuid.UUID, limit: int, before: Message | None = None
+) -> list[Message]:
+    """The newest `limit` messages (before `before`, if given) in chronological order (to
+    rebuild memory from the log)."""
+    query = select(Message).where(Message.thread_id == thread_id)
+    if before is not None:
+        query = query.where(
+            sa.tuple_(Message.created_at, Message.id) < sa.tuple_(before.created_at, before.id)
+        )
     rows = (
         await db.exec(
-            select(Message)
-            .where(Message.thread_id == thread_id)
-            .order_by(col(Message.created_at).desc(), col(Message.id).desc())
-            .limit(limit)
+            query.order_by(col(Message.created_at).desc(), col(Message.id).desc()).limit(limit)
         )
     ).all()
     return list(reversed(rows))
+
+
+async def get_message(db: AsyncSession, thread: Thread, message_id: uuid.UUID) -> Message:
+    """One message of the caller's thread.
+
+    Raises:
+        NotFoundError: no such message in this thread.
+    """
+    message = (
+        await db.exec(
+            select(Message).where(Message.id == message_id, Message.thread_id == thread.id)
+        )
+    ).first()
+    if message is None:
+        raise NotFoundError(f"Message {message_id} not found")
+    return message
+
+
+async def delete_after(db: AsyncSession, message: Message) -> int:
+    """Delete every message of `message`'s thread that comes after it; returns how many."""
+    deleted = await db.exec(
+        sa.delete(Message).where(
+            col(Message.thread_id) == message.thread_id,
+            sa.tuple_(Message.created_at, Message.id) > sa.tuple_(message.created_at, message.id),
+        )
+    )
+    return int(deleted.rowcount)
+
+
+async def count_before(db: AsyncSession, message: Message) -> int:
+    """How many messages of the thread come before `message`."""
+    return int(
+        (
+            await db.exec(
+                select(sa.func.count()).where(
+                    Message.thread_id == message.thread_id,
+                    sa.tuple_(Message.created_at, Message.id)
+                    < sa.tuple_(message.created_at, message.id),
+                )
+            )
+        ).one()
+    )
+
+
+async def count_users_after(db: AsyncSession, message: Message) -> int:
+    """How many user messages of the thread come after `message`."""
+    return int(
+        (
+            await db.exec(
+                select(sa.func.count()).where(
+                    Message.thread_id == message.thread_id,
+                    Message.role == MessageRole.USER,
+                    sa.tuple_(Message.created_at, Message.id)
+                    > sa.tuple_(message.created_at, message.id),
+                )
+            )
+        ).one()
+    )
+
+
+async def forget_count(db: AsyncSession, thread_id: uuid.UUID, removed: int) -> None:
+    """Take `removed` deleted messages off the thread's count."""
+    if removed:
+        await db.exec(
+            sa.update(Thread)
+            .where(col(Thread.id) == thread_id)
+            .values(message_count=col(Thread.message_count) - removed)
+        )
+
+
+async def touch_thread(db: AsyncSession, thread_id: uuid.UUID, *, turn_id: uuid.UUID) -> None:
+    """Mark new activity in the thread: a turn (a retry) started without a new message."""
+    now = utc_now()
+    await db.exec(
+        sa.update(Thread)
+        .where(col(Thread.id) == thread_id)
+        .values(
+            last_activity_at=now,
+            updated_at=now,
+            last_turn_id=turn_id,
+            last_turn_status=TurnStatus.RUNNING,
+        )
+    )

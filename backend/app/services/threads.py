@@ -7,6 +7,9 @@ leak nothing across users.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -15,14 +18,34 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.db import SessionMaker, session_scope
 from app.errors import BadRequestError, NotFoundError
 from app.memory import MemoryStore
-from app.models import Thread
+from app.models import Thread, ThreadStatus
 from app.models.base import utc_now
 from app.services import leases
 from app.services.pagination import Page
 
 
-async def create_thread(db: AsyncSession, *, user_id: uuid.UUID, title: str | None) -> Thread:
-    thread = Thread(user_id=user_id, title=title)
+class _Unset(Enum):
+    UNSET = "unset"
+
+
+UNSET = _Unset.UNSET  # a field a PATCH did not send
+
+
+@dataclass(frozen=True)
+class ThreadChanges:
+    title: str | None | _Unset = UNSET
+    status: ThreadStatus | _Unset = UNSET
+    metadata: dict[str, Any] | _Unset = UNSET
+
+
+async def create_thread(
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    title: str | None,
+    metadata: dict[str, Any] | None = None,
+) -> Thread:
+    thread = Thread(user_id=user_id, title=title, meta=metadata or {})
     db.add(thread)
     await db.flush()
     return thread
@@ -46,10 +69,17 @@ async def get_thread(
 
 
 async def list_threads(
-    db: AsyncSession, *, user_id: uuid.UUID, limit: int, after: uuid.UUID | None
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    limit: int,
+    after: uuid.UUID | None,
+    status: ThreadStatus | None = None,
 ) -> Page[Thread]:
     """The caller's threads, most recent activity first (ties broken by id)."""
     query = select(Thread).where(Thread.user_id == user_id)
+    if status is not None:
+        query = query.where(Thread.status == status)
     if after is not None:
         cursor = (
             await db.exec(
@@ -67,8 +97,14 @@ async def list_threads(
     return Page.from_rows((await db.exec(query)).all(), limit)
 
 
-async def rename_thread(db: AsyncSession, thread: Thread, *, title: str | None) -> Thread:
-    thread.title = title
+async def update_thread(db: AsyncSession, thread: Thread, changes: ThreadChanges) -> Thread:
+    """Apply the fields a client sent (the others stay as they are)."""
+    if not isinstance(changes.title, _Unset):
+        thread.title = changes.title
+    if not isinstance(changes.status, _Unset):
+        thread.status = changes.status
+    if not isinstance(changes.metadata, _Unset):
+        thread.meta = changes.metadata
     thread.updated_at = utc_now()
     db.add(thread)
     await db.flush()

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from app.models.turn import TurnStatus
+
 
 class TurnEvent(StrEnum):
     USER_MESSAGE = "user_message"
@@ -47,7 +49,7 @@ class TurnError(BaseModel):
 
 class TurnDone(BaseModel):
     turn_id: uuid.UUID
-    status: str  # "completed" | "failed"
+    status: TurnStatus  # completed | failed | cancelled
 
 
 class ToolCallRecord(BaseModel):

@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.memory import Memory, MemoryMark, MemoryStore, is_corruption
 from app.memory.log_items import items_from_log, newest_whole_turns, user_item
 from app.metrics import RECOVERIES
-from app.models import MemoryState, MessageRole, Thread
+from app.models import MemoryState, Message, MessageRole, Thread
 from app.services import memory_records, messages
 
 logger = logging.getLogger(__name__)
@@ -221,15 +221,24 @@ def _rebuild_reason(thread: Thread, mark: MemoryMark, *, had_file: bool) -> str 
 
 
 async def rebuild_memory(
-    db: AsyncSession, memory: Memory, *, thread_id: uuid.UUID, max_items: int, generation: int
+    db: AsyncSession,
+    memory: Memory,
+    *,
+    thread_id: uuid.UUID,
+    max_items: int,
+    generation: int,
+    before: Message | None = None,
 ) -> int:
     """Replace memory with the newest whole turns of the PostgreSQL log, tool calls included,
     and stamp it with `generation` (the caller records it in PostgreSQL).
 
+    Args:
+        before: rebuild from the log up to (not including) this message (a retry).
+
     Returns:
         The number of items written.
     """
-    logged = await messages.recent_messages(db, thread_id=thread_id, limit=max_items)
+    logged = await messages.recent_messages(db, thread_id=thread_id, limit=max_items, before=before)
     items = items_from_log([(m.role, m.content, m.meta) for m in logged])
     kept = newest_whole_turns(items, max_items)
     await memory.replace_after(0, kept)

@@ -1,7 +1,14 @@
-"""Steps 2 and 3 of a turn: run the agent on memory, then save the reply in both stores.
+"""Steps 2 and 3 of a turn: run the agent on memory, then save what it did in both stores.
 
-Kept apart from `TurnRunner` (which owns starting, leases and shutdown) so that the order of
-writes, the part that keeps the two stores in step, reads top to bottom in one place.
+Kept apart from `TurnRunner` (which owns starting, leases, stopping and shutdown) so that the
+order of writes, the part that keeps the two stores in step, reads top to bottom here:
+
+- completed: prune memory, commit the reply (PostgreSQL), stamp memory's new generation;
+- failed or stopped: commit what the turn did (completed tool calls; a stopped turn's
+  partial text), then make memory hold exactly that after the user's message, and stamp it;
+  when PostgreSQL cannot take it, memory is cut back to the user's message, which is what
+  the log holds;
+- lease lost: write nothing (another worker may own the thread; the next turn repairs).
 """
 
 from __future__ import annotations
@@ -12,179 +19,207 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from agents import Agent, RunConfig, Runner
-from sqlmodel.ext.asyncio.session import AsyncSession
+from agents.result import RunResultStreaming
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.assistant.tools import TurnContext
 from app.config import Settings
 from app.db import SessionMaker, session_scope
-from app.memory import Memory, MemoryStats, MemoryUnavailableError, PruneResult
+from app.memory import Memory, MemoryUnavailableError
+from app.memory.log_items import assistant_item, completed_tool_pairs, user_item
 from app.metrics import PRUNES
-from app.models import MessagePublic, MessageRole, Thread
-from app.models.text import make_storable_json
-from app.services import leases, memory_records, messages
+from app.models import MessagePublic, TurnStatus
+from app.services.turn_records import TurnUsage
 from app.turns.events import TextDelta, TurnEvent
-from app.turns.failures import LeaseLostError
+from app.turns.failures import LeaseLostError, describe_failure
+from app.turns.saving import Saved, save_partial, save_reply
 from app.turns.stream import TurnRecorder
-from app.turns.turn import Turn
+from app.turns.turn import RunningTurn
 
 logger = logging.getLogger(__name__)
 
 MAX_AGENT_STEPS = 10
+# After a stop, how long the SDK's own run task may take to wind down (it writes memory).
+SDK_SETTLE_SECONDS = 5.0
 
 
 @dataclass
-class _Reply:
-    text: str
-    recorder: TurnRecorder
-    usage: dict[str, Any]
+class StepContext:
+    """What the steps need besides the turn: the agent, the database, the settings."""
+
+    agent: Agent[TurnContext]
+    sessionmaker: SessionMaker
+    settings: Settings
+    still_held: Callable[[uuid.UUID], bool]
 
 
-async def run_and_save(
-    turn: Turn,
-    *,
-    agent: Agent[TurnContext],
-    sessionmaker: SessionMaker,
-    settings: Settings,
-    still_held: Callable[[uuid.UUID], bool],
-) -> MessagePublic:
-    """Run the agent, prune memory, and save the reply; on failure cut memory back.
+async def run_and_save(turn: RunningTurn, ctx: StepContext) -> MessagePublic:
+    """Run the agent and save the reply; on failure or stop, save what the turn did.
+
+    Returns:
+        The saved reply.
 
     Raises:
-        LeaseLostError: the lease ran out or was taken; nothing more was written anywhere
-            (memory is left for the next turn to repair: another worker may own it now).
+        Whatever stopped the turn, after what it did was saved (`turn.kept` holds the kept
+        message, if any); `LeaseLostError` when nothing may be written any more.
     """
     memory = turn.memory
     assert memory is not None
     mark = (await memory.read_mark()).last_id
+    recorder = TurnRecorder()
+    usage = TurnUsage()
     try:
-        async with asyncio.timeout(settings.MAX_TURN_SECONDS):
-            reply = await _run_agent(
-                turn, memory, agent=agent, sessionmaker=sessionmaker, settings=settings
-            )
-        pruned = await memory.prune(settings.AGENT_SESSION_MAX_MESSAGES)
-        if pruned.removed:
-            PRUNES.inc()
-            await memory.checkpoint()
-        if pruned.oversized_turn:
-            logger.warning(
-                "Turn %s alone exceeds AGENT_SESSION_MAX_MESSAGES (%d items kept whole)",
-                turn.id,
-                pruned.kept,
-            )
-        stats = await memory.stats()
-        if not still_held(turn.id):
-            raise LeaseLostError()
-        async with session_scope(sessionmaker) as db:
-            message, generation = await _save_reply(db, turn, reply, pruned, stats, agent)
-    except BaseException:
-        if not turn.lease_lost:
-            # Cut memory back to the point PostgreSQL holds: history + the user's message.
+        async with asyncio.timeout(ctx.settings.MAX_TURN_SECONDS):
+            text, usage = await _run_agent(turn, memory, recorder, ctx)
+        saved = await _save_completed(turn, memory, ctx, text, recorder, usage)
+    except BaseException as e:
+        if not turn.lease_lost and not isinstance(e, LeaseLostError):
+            cancelled = isinstance(e, asyncio.CancelledError)
+            stopped = turn.cancel_requested and cancelled
+            status = TurnStatus.CANCELLED if stopped else TurnStatus.FAILED
+            error_code = _error_code(e, stopped=stopped)
             await asyncio.shield(
-                memory.replace_after(mark, [{"role": "user", "content": turn.text}])
+                _keep_what_it_did(turn, memory, mark, recorder, usage, ctx, status, error_code)
             )
         raise
-    await _stamp(memory, generation, turn)
-    return message
+    await _stamp(memory, saved.generation, turn)
+    assert saved.message is not None
+    return saved.message
+
+
+async def _save_completed(
+    turn: RunningTurn,
+    memory: Memory,
+    ctx: StepContext,
+    text: str,
+    recorder: TurnRecorder,
+    usage: TurnUsage,
+) -> Saved:
+    pruned = await memory.prune(ctx.settings.AGENT_SESSION_MAX_MESSAGES)
+    if pruned.removed:
+        PRUNES.inc()
+        await memory.checkpoint()
+    if pruned.oversized_turn:
+        logger.warning(
+            "Turn %s alone exceeds AGENT_SESSION_MAX_MESSAGES (%d items kept whole)",
+            turn.id,
+            pruned.kept,
+        )
+    stats = await memory.stats()
+    if not ctx.still_held(turn.id):
+        raise LeaseLostError()
+    async with session_scope(ctx.sessionmaker) as db:
+        return await save_reply(
+            db,
+            turn,
+            text=text,
+            recorder=recorder,
+            usage=usage,
+            pruned=pruned,
+            stats=stats,
+            agent=ctx.agent,
+        )
 
 
 async def _run_agent(
-    turn: Turn,
-    memory: Memory,
-    *,
-    agent: Agent[TurnContext],
-    sessionmaker: SessionMaker,
-    settings: Settings,
-) -> _Reply:
-    recorder = TurnRecorder()
+    turn: RunningTurn, memory: Memory, recorder: TurnRecorder, ctx: StepContext
+) -> tuple[str, TurnUsage]:
     result = Runner.run_streamed(
-        agent,
+        ctx.agent,
         turn.text,
         session=memory,
-        context=TurnContext(user_id=turn.user_id, sessionmaker=sessionmaker),
+        context=TurnContext(user_id=turn.user_id, sessionmaker=ctx.sessionmaker),
         max_turns=MAX_AGENT_STEPS,
         run_config=RunConfig(
             workflow_name="threadkeeper-turn",
             group_id=str(turn.thread_id),
-            tracing_disabled=not settings.OPENAI_API_KEY,
+            tracing_disabled=not ctx.settings.OPENAI_API_KEY,
         ),
     )
-    async for event in result.stream_events():
-        translated = recorder.translate(event)
-        if translated is None:
-            continue
-        kind, payload = translated
-        if kind == TurnEvent.TEXT_DELTA and isinstance(payload, TextDelta):
-            turn.emit_delta(payload.delta)
-        else:
-            turn.emit(kind, payload)
-    usage = result.context_wrapper.usage
+    try:
+        async for event in result.stream_events():
+            translated = recorder.translate(event)
+            if translated is None:
+                continue
+            kind, payload = translated
+            if kind == TurnEvent.TEXT_DELTA and isinstance(payload, TextDelta):
+                turn.emit_delta(payload.delta)
+            else:
+                turn.emit(kind, payload)
+    except BaseException:
+        # Stop the SDK's own task too, and let it wind down: it writes memory, and what the
+        # turn keeps is decided once nothing else writes.
+        result.cancel()
+        await _settled(result)
+        raise
     final = result.final_output if isinstance(result.final_output, str) else recorder.text
-    return _Reply(
-        text=final,
-        recorder=recorder,
-        usage={
-            "requests": usage.requests,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "total_tokens": usage.total_tokens,
-        },
+    return final, _usage(result)
+
+
+async def _settled(result: RunResultStreaming) -> None:
+    task = result.run_loop_task
+    if task is not None and not task.done():
+        await asyncio.wait({task}, timeout=SDK_SETTLE_SECONDS)
+
+
+def _usage(result: RunResultStreaming) -> TurnUsage:
+    usage = result.context_wrapper.usage
+    return TurnUsage(
+        requests=usage.requests,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
     )
 
 
-async def _save_reply(
-    db: AsyncSession,
-    turn: Turn,
-    reply: _Reply,
-    pruned: PruneResult,
-    stats: MemoryStats,
-    agent: Agent[Any],
-) -> tuple[MessagePublic, int]:
-    """Step 3: assistant message, bookkeeping and lease release in one transaction.
+async def _keep_what_it_did(
+    turn: RunningTurn,
+    memory: Memory,
+    mark: int,
+    recorder: TurnRecorder,
+    usage: TurnUsage,
+    ctx: StepContext,
+    status: TurnStatus,
+    error_code: str | None,
+) -> None:
+    """Save a failed or stopped turn's completed tool calls (and a stop's partial text) in
+    PostgreSQL, then make memory hold exactly that after the user's message.
 
-    Returns:
-        The saved message, and the memory generation PostgreSQL now expects.
-
-    Raises:
-        LeaseLostError: the lease is no longer the turn's (nothing is written).
+    If PostgreSQL cannot take it, memory is cut back to the user's message alone: what the
+    log holds. Memory never holds what the log lacks.
     """
-    # Bounded by the connection's lock_timeout; a lease we no longer hold is not ours to use.
-    thread = await db.get_one(Thread, turn.thread_id, with_for_update=True)
-    if thread.active_turn_id != turn.id:
-        raise LeaseLostError()
-    message, count = await messages.append_message(
-        db,
-        thread_id=turn.thread_id,
-        holder=turn.id,
-        role=MessageRole.ASSISTANT,
-        content=reply.text,
-        meta=make_storable_json(
-            {
-                "turn_id": str(turn.id),
-                "tool_calls": reply.recorder.metadata_tool_calls(),
-                "usage": reply.usage,
-                "model": _model_name(agent),
-                **({"oversized_turn": True} if pruned.oversized_turn else {}),
-            }
-        ),
-    )
-    generation = thread.memory_generation + 1
-    await memory_records.record_memory(
-        db,
-        turn.thread_id,
-        stats=stats,
-        generation=generation,
-        message_count=count,
-        pruned=pruned.removed > 0,
-    )
-    await leases.release(db, [turn.thread_id], turn.id)
-    return MessagePublic.model_validate(message), generation
+    done = completed_tool_pairs(await memory.items_after(mark))
+    kept = [user_item(turn.text), *done]
+    if status == TurnStatus.CANCELLED and recorder.text:
+        kept.append(assistant_item(recorder.text))
+    try:
+        await memory.replace_after(mark, kept)
+        stats = await memory.stats()
+        async with session_scope(ctx.sessionmaker) as db:
+            saved = await save_partial(
+                db,
+                turn,
+                status=status,
+                error_code=error_code,
+                recorder=recorder,
+                usage=usage,
+                stats=stats,
+                agent=ctx.agent,
+            )
+    except (SQLAlchemyError, OSError, LeaseLostError, MemoryUnavailableError, sqlite3.Error) as e:
+        logger.warning("Turn %s: what it did could not be saved (%s)", turn.id, type(e).__name__)
+        await memory.replace_after(mark, [user_item(turn.text)])
+        return
+    turn.released = True
+    turn.kept = saved.message
+    await _stamp(memory, saved.generation, turn)
 
 
-async def _stamp(memory: Memory, generation: int, turn: Turn) -> None:
+async def _stamp(memory: Memory, generation: int | None, turn: RunningTurn) -> None:
     """Stamp memory with the generation just committed; failing only costs a rebuild later."""
+    if generation is None:
+        return
     try:
         await memory.stamp(generation)
     except (MemoryUnavailableError, sqlite3.Error) as e:
@@ -195,6 +230,9 @@ async def _stamp(memory: Memory, generation: int, turn: Turn) -> None:
         )
 
 
-def _model_name(agent: Agent[Any]) -> str:
-    model = agent.model
-    return str(getattr(model, "model", None) or getattr(model, "model_name", None) or model)
+def _error_code(e: BaseException, *, stopped: bool) -> str | None:
+    if stopped:
+        return None
+    if isinstance(e, asyncio.CancelledError):
+        return "cancelled"  # the server stopped it (shutdown)
+    return describe_failure(e).code if isinstance(e, Exception) else "internal_error"

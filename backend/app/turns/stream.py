@@ -60,8 +60,10 @@ class TurnRecorder:
         """Every text delta so far, joined."""
         return "".join(self.text_parts)
 
-    def metadata_tool_calls(self) -> list[dict[str, Any]]:
-        return [call.as_metadata() for call in self.tool_calls.values()]
+    def metadata_tool_calls(self, *, completed_only: bool = False) -> list[dict[str, Any]]:
+        """The calls for the reply's metadata; `completed_only`: those that returned."""
+        calls = self.tool_calls.values()
+        return [c.as_metadata() for c in calls if c.output is not None or not completed_only]
 
 
 def _as_dict(raw: Any) -> dict[str, Any]:

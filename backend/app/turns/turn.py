@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 from app.memory import Memory
-from app.models import MessagePublic
+from app.models import MessagePublic, TurnStatus
 from app.turns.events import TurnError, TurnEvent
 from app.turns.log import TurnLog
 
@@ -19,13 +19,14 @@ class TurnResult(BaseModel):
     """The finished turn, as the JSON variant of the endpoint returns it."""
 
     turn_id: uuid.UUID
+    status: TurnStatus
     user_message: MessagePublic
-    assistant_message: MessagePublic | None
+    assistant_message: MessagePublic | None  # the reply, or what a stopped turn kept
     error: TurnError | None
 
 
 @dataclass
-class Turn:
+class RunningTurn:
     """One turn in flight. Its events are numbered from 1 and kept, so a client that lost
     the stream can resume after the last id it saw (`Last-Event-ID`)."""
 
@@ -42,6 +43,9 @@ class Turn:
     memory: Memory | None = None
     generation: int = 0  # the memory generation PostgreSQL recorded when the turn began
     lease_lost: bool = False  # set by the lease keeper: write nothing more
+    cancel_requested: bool = False  # the user pressed stop: keep the partial reply
+    kept: MessagePublic | None = None  # what a failed or stopped turn saved of its reply
+    released: bool = False  # the lease went back with the turn's last write
 
     def emit(self, kind: TurnEvent, payload: BaseModel) -> None:
         self.log.append(kind, payload.model_dump_json())

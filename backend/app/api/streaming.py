@@ -1,0 +1,79 @@
+"""How a started turn is answered: its events as Server-Sent Events, or JSON when asked.
+
+Shared by the endpoints that start a turn (send, retry) and the one that resumes a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.errors import ErrorPublic, error_body
+from app.turns.log import TurnLog
+from app.turns.runner import TurnRunner
+from app.turns.turn import RunningTurn, TurnResult
+
+KEEPALIVE_SECONDS = 15.0
+
+TURN_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "The reply: an SSE stream, or with `Accept: application/json` the "
+        "finished turn",
+        "content": {"text/event-stream": {}, "application/json": {}},
+    },
+    409: {"description": "A reply is already being generated", "model": ErrorPublic},
+}
+
+
+async def start_and_respond(
+    request: Request, db: AsyncSession, turns: TurnRunner, turn: RunningTurn
+) -> Response:
+    """Commit what opening the turn wrote, start it, and answer with its events."""
+    try:
+        await db.commit()  # before streaming: the dependency would only commit at the end
+    except BaseException:
+        await turns.abandon(turn)
+        raise
+    turns.start(turn)
+    if wants_json(request):
+        return turn_json_response(await asyncio.shield(turn.result))
+    return EventSourceResponse(sse_stream(turn.log))
+
+
+def wants_json(request: Request) -> bool:
+    """JSON only when asked for explicitly; browsers and SSE clients get the stream."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/event-stream" not in accept
+
+
+def turn_json_response(result: TurnResult) -> JSONResponse:
+    body = result.model_dump(mode="json")
+    if result.error is None:
+        return JSONResponse(body)
+    status = 503 if result.error.retryable else 502
+    return JSONResponse(
+        error_body(
+            "TurnFailed",
+            result.error.message,
+            code=result.error.code,
+            retryable=result.error.retryable,
+            turn=body,
+        ),
+        status_code=status,
+        headers={"Retry-After": "5"} if result.error.retryable else None,
+    )
+
+
+async def sse_stream(log: TurnLog, after: int = 0) -> AsyncIterator[bytes]:
+    """The turn's events after id `after` as SSE, with keep-alives while the model thinks."""
+    async for event in log.follow(after, idle_timeout_s=KEEPALIVE_SECONDS):
+        if event is None:
+            yield KEEPALIVE_COMMENT
+            continue
+        sequence, kind, data = event
+        yield format_sse_event(data_str=data, event=kind, id=str(sequence))

@@ -1,0 +1,62 @@
+"""Turn endpoints of a thread: resume a turn's stream, stop a running turn."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response, status
+from fastapi.sse import EventSourceResponse
+from pydantic import BaseModel
+
+from app.api.deps import DbSessionDep, OwnedThreadDep, TurnRunnerDep
+from app.api.streaming import sse_stream
+from app.errors import ERROR_RESPONSES, ErrorPublic, NotFoundError
+
+router = APIRouter(prefix="/threads", tags=["turns"], responses=ERROR_RESPONSES)
+
+
+class TurnCancelPublic(BaseModel):
+    turn_id: uuid.UUID
+    status: str  # "cancelling": the turn's stream ends with its kept reply and `done`
+
+
+@router.get(
+    "/{thread_id}/turns/{turn_id}/events",
+    responses={
+        200: {"description": "The turn's remaining events", "content": {"text/event-stream": {}}}
+    },
+)
+async def resume_turn_events(
+    *,
+    thread: OwnedThreadDep,
+    turns: TurnRunnerDep,
+    turn_id: uuid.UUID,
+    last_event_id: Annotated[int, Header(ge=0, alias="Last-Event-ID")] = 0,
+) -> Response:
+    """Resume a turn's stream after the last event id a client saw (header Last-Event-ID).
+
+    A turn is kept by the worker that ran it while it runs and for TURN_REPLAY_SECONDS
+    after; elsewhere the finished turn is in the thread's messages. Resuming at or after the
+    last event of a finished turn returns no events and closes.
+    """
+    replay = turns.find(turn_id)
+    if replay is None or replay.thread_id != thread.id:
+        raise NotFoundError(
+            f"Turn {turn_id} cannot be resumed here; list the thread's messages instead"
+        )
+    return EventSourceResponse(sse_stream(replay.log, after=last_event_id))
+
+
+@router.post(
+    "/{thread_id}/turns/{turn_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=TurnCancelPublic,
+    responses={409: {"description": "The turn already ended", "model": ErrorPublic}},
+)
+async def cancel_turn(
+    *, db: DbSessionDep, thread: OwnedThreadDep, turns: TurnRunnerDep, turn_id: uuid.UUID
+) -> TurnCancelPublic:
+    """Stop a running turn: its stream ends with the partial reply it kept, in both stores."""
+    await turns.cancel(db, thread, turn_id)
+    return TurnCancelPublic(turn_id=turn_id, status="cancelling")

@@ -1,0 +1,194 @@
+"""Step 1 of a turn: take the thread, make memory match the log, log the user's message.
+
+A new message and a retry open a turn the same way: the memory file's in-process lock first
+(a turn running here: 409 at once), then the lease in a transaction of its own (so a claim
+never waits on anything while holding a row lock), then memory reconciled against the log.
+A new message is appended; a retry removes everything after the message it retries from the
+log, and rewinds memory to just before it (the run adds the user item again, as it does for
+a new message). The caller commits the request's transaction, then starts the turn.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.config import Settings
+from app.db import SessionMaker
+from app.errors import UnprocessableError
+from app.memory import Memory, MemoryStore, MemoryUnavailableError
+from app.models import Message, MessageRole, Thread, TurnStatus, message_public
+from app.services import leases, memory_records, messages, turn_records
+from app.services.lease_keeper import LeaseKeeper
+from app.turns.memory import rebuild_memory, reconcile_memory
+from app.turns.turn import RunningTurn
+
+MEBIBYTE = 1024 * 1024
+
+
+class _LogWrite(Protocol):
+    """What opening writes to the log, once the thread is claimed and memory reconciled."""
+
+    async def __call__(self, thread: Thread, turn_id: uuid.UUID, memory: Memory) -> Message: ...
+
+
+@dataclass
+class TurnOpener:
+    """What opening a turn needs (the runner builds one)."""
+
+    sessionmaker: SessionMaker
+    memory_store: MemoryStore
+    settings: Settings
+    keeper: LeaseKeeper
+    lease: timedelta
+
+    async def open_new(self, db: AsyncSession, owned: Thread, *, text: str) -> RunningTurn:
+        """A turn for a new user message `text` in the caller's thread `owned`.
+
+        Raises:
+            NotFoundError: not the caller's thread.
+            ConflictError: a turn is already running in this thread.
+            MemoryBusyError, MemoryUnavailableError: memory cannot be used now (503).
+        """
+
+        async def log_message(thread: Thread, turn_id: uuid.UUID, memory: Memory) -> Message:
+            del memory
+            await turn_records.start_turn(db, thread, turn_id)
+            message, _ = await messages.append_message(
+                db,
+                thread_id=thread.id,
+                holder=turn_id,
+                role=MessageRole.USER,
+                content=text,
+                meta={"turn_id": str(turn_id)},
+                turn_id=turn_id,
+                turn_status=TurnStatus.RUNNING,
+            )
+            return message
+
+        return await self._open(db, owned, log_message)
+
+    async def open_retry(
+        self, db: AsyncSession, owned: Thread, *, message_id: uuid.UUID
+    ) -> RunningTurn:
+        """A turn that answers an earlier user message again, after forgetting what followed.
+
+        Raises:
+            NotFoundError: no such user message in the caller's thread.
+            ConflictError: a turn is already running in this thread.
+        """
+
+        async def rewind(thread: Thread, turn_id: uuid.UUID, memory: Memory) -> Message:
+            message = await messages.get_message(db, thread, message_id)
+            if message.role != MessageRole.USER:
+                raise _not_a_user_message(message_id)
+            await self._rewind(db, thread, message, memory)
+            await turn_records.start_turn(db, thread, turn_id)
+            await turn_records.attach_message(db, message, turn_id)
+            await messages.touch_thread(db, thread.id, turn_id=turn_id)
+            return message
+
+        return await self._open(db, owned, rewind)
+
+    async def _open(self, db: AsyncSession, owned: Thread, write: _LogWrite) -> RunningTurn:
+        self._check_free_space()
+        # End the request's transaction (user lookup) so that no pooled connection is held
+        # while this request waits for the memory file below.
+        await db.commit()
+        turn_id, resources = uuid.uuid4(), AsyncExitStack()
+        try:
+            memory = await resources.enter_async_context(
+                self.memory_store.open(
+                    owned.user_id,
+                    owned.id,
+                    wait_s=self.settings.AGENT_SESSION_BUSY_TIMEOUT_MS / 1000,
+                    for_turn=True,
+                )
+            )
+            claimed_at = time.monotonic()
+            thread = await leases.claim(
+                self.sessionmaker,
+                user_id=owned.user_id,
+                thread_id=owned.id,
+                holder=turn_id,
+                lease=self.lease,
+            )
+        except BaseException:
+            await resources.aclose()
+            raise
+        try:
+            await reconcile_memory(
+                db,
+                self.memory_store,
+                memory,
+                thread,
+                max_items=self.settings.AGENT_SESSION_MAX_MESSAGES,
+            )
+            message = await write(thread, turn_id, memory)
+        except BaseException:
+            await resources.aclose()
+            await self.keeper.release(owned.id, turn_id)
+            raise
+        self.keeper.hold(turn_id, owned.id, claimed_at=claimed_at)
+        return RunningTurn(
+            id=turn_id,
+            user_id=owned.user_id,
+            thread_id=owned.id,
+            text=message.content,
+            user_message=message_public(message, TurnStatus.RUNNING),
+            memory=memory,
+            generation=thread.memory_generation,
+            _resources=resources,
+        )
+
+    async def _rewind(
+        self, db: AsyncSession, thread: Thread, message: Message, memory: Memory
+    ) -> None:
+        """Forget everything after `message` in both stores, and `message` itself in memory.
+
+        The log loses the later messages; memory loses the same turns, counted back from its
+        newest (each turn starts with a user item). When memory no longer holds them all
+        (pruned), it is rebuilt from the log before `message`. A new generation is recorded.
+        """
+        later_turns = 1 + await messages.count_users_after(db, message)
+        removed = await messages.delete_after(db, message)
+        before = await messages.count_before(db, message)
+        generation = thread.memory_generation + 1
+        if not await memory.drop_turns(later_turns):
+            await rebuild_memory(
+                db,
+                memory,
+                thread_id=thread.id,
+                max_items=self.settings.AGENT_SESSION_MAX_MESSAGES,
+                generation=generation,
+                before=message,
+            )
+        await memory.stamp(generation)
+        await memory_records.record_memory(
+            db, thread.id, stats=await memory.stats(), generation=generation, message_count=before
+        )
+        await messages.forget_count(db, thread.id, removed)
+
+    def _check_free_space(self) -> None:
+        """Refuse a turn before anything is written when the memory disk is nearly full."""
+        needed = self.settings.AGENT_SESSION_MIN_FREE_MB * MEBIBYTE
+        try:
+            free = self.memory_store.free_bytes()
+        except OSError as e:
+            raise MemoryUnavailableError(
+                "Agent memory storage cannot be reached; retry shortly"
+            ) from e
+        if free < needed:
+            raise MemoryUnavailableError(
+                "Agent memory storage is low on disk space; retry when an operator frees some"
+            )
+
+
+def _not_a_user_message(message_id: uuid.UUID) -> Exception:
+    return UnprocessableError(f"Message {message_id} is not a user message; retry one of those")

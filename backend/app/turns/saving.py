@@ -1,0 +1,176 @@
+"""Step 3 of a turn: what it produced, saved in PostgreSQL in one transaction.
+
+A completed turn saves its reply. A failed or stopped one saves what it did: the tool calls
+that completed (with their outputs) and, for a stopped turn, the partial text the user saw,
+so neither the user nor the model is surprised by effects no store remembers (a retry once
+re-ran a tool whose effect stayed). Either way the turn's status, its cost and the memory
+bookkeeping (a new generation) commit with it, and the lease is released, only while the
+lease is still the turn's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agents import Agent
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.memory import MemoryStats, PruneResult
+from app.models import MessagePublic, MessageRole, Thread, TurnStatus, message_public
+from app.models.text import make_storable_json
+from app.services import leases, memory_records, messages, turn_records
+from app.services.turn_records import TurnUsage
+from app.turns.failures import LeaseLostError
+from app.turns.stream import TurnRecorder
+from app.turns.turn import RunningTurn
+
+
+@dataclass(frozen=True)
+class Saved:
+    """What PostgreSQL now holds of the turn."""
+
+    message: MessagePublic | None  # the reply (or what was kept of it), None: nothing kept
+    generation: int | None  # the memory generation to stamp, None: memory was not saved
+
+
+async def lock_lease(db: AsyncSession, turn: RunningTurn) -> Thread:
+    """The thread's row, locked (bounded by lock_timeout), if the lease is still the turn's.
+
+    Raises:
+        LeaseLostError: another holder has the thread: nothing may be written.
+    """
+    thread = await db.get_one(Thread, turn.thread_id, with_for_update=True)
+    if thread.active_turn_id != turn.id:
+        raise LeaseLostError()
+    return thread
+
+
+async def save_reply(
+    db: AsyncSession,
+    turn: RunningTurn,
+    *,
+    text: str,
+    recorder: TurnRecorder,
+    usage: TurnUsage,
+    pruned: PruneResult,
+    stats: MemoryStats,
+    agent: Agent[Any],
+) -> Saved:
+    """A completed turn: the reply, its status and cost, the bookkeeping, the lease back."""
+    thread = await lock_lease(db, turn)
+    meta = {
+        **_common_meta(turn, recorder, usage, agent, TurnStatus.COMPLETED),
+        **({"oversized_turn": True} if pruned.oversized_turn else {}),
+    }
+    message = await _append_reply(db, turn, text, meta, TurnStatus.COMPLETED)
+    return await _finish(
+        db, turn, thread, message, TurnStatus.COMPLETED, None, usage, stats, pruned.removed > 0
+    )
+
+
+async def save_partial(
+    db: AsyncSession,
+    turn: RunningTurn,
+    *,
+    status: TurnStatus,
+    error_code: str | None,
+    recorder: TurnRecorder,
+    usage: TurnUsage,
+    stats: MemoryStats | None,
+    agent: Agent[Any],
+) -> Saved:
+    """A failed or stopped turn: what it did (if anything), its status, the lease back.
+
+    `stats` are those of memory once it holds what is kept (None when nothing is kept).
+    """
+    thread = await lock_lease(db, turn)
+    message = None
+    if recorder.metadata_tool_calls(completed_only=True) or recorder.text:
+        meta = _common_meta(turn, recorder, usage, agent, status, completed_only=True)
+        meta.update({"status": str(status), **({"error": error_code} if error_code else {})})
+        message = await _append_reply(db, turn, recorder.text, meta, status)
+    return await _finish(db, turn, thread, message, status, error_code, usage, stats, False)
+
+
+def _common_meta(
+    turn: RunningTurn,
+    recorder: TurnRecorder,
+    usage: TurnUsage,
+    agent: Agent[Any],
+    status: TurnStatus,
+    *,
+    completed_only: bool = False,
+) -> dict[str, Any]:
+    return {
+        "turn_id": str(turn.id),
+        "tool_calls": recorder.metadata_tool_calls(completed_only=completed_only),
+        "usage": {
+            "requests": usage.requests,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "total_tokens": usage.input_tokens + usage.output_tokens,
+        },
+        "model": _model_name(agent),
+        **({"status": str(status)} if status != TurnStatus.COMPLETED else {}),
+    }
+
+
+async def _append_reply(
+    db: AsyncSession,
+    turn: RunningTurn,
+    text: str,
+    meta: dict[str, Any],
+    status: TurnStatus,
+) -> tuple[Any, int]:
+    return await messages.append_message(
+        db,
+        thread_id=turn.thread_id,
+        holder=turn.id,
+        role=MessageRole.ASSISTANT,
+        content=text,
+        meta=make_storable_json(meta),
+        turn_id=turn.id,
+        turn_status=status,
+    )
+
+
+async def _finish(
+    db: AsyncSession,
+    turn: RunningTurn,
+    thread: Thread,
+    appended: tuple[Any, int] | None,
+    status: TurnStatus,
+    error_code: str | None,
+    usage: TurnUsage,
+    stats: MemoryStats | None,
+    pruned: bool,
+) -> Saved:
+    await turn_records.finish_turn(
+        db,
+        thread_id=turn.thread_id,
+        turn_id=turn.id,
+        status=status,
+        error_code=error_code,
+        usage=usage,
+    )
+    generation = None
+    if appended is not None and stats is not None:
+        message_row, count = appended
+        generation = thread.memory_generation + 1
+        await memory_records.record_memory(
+            db,
+            turn.thread_id,
+            stats=stats,
+            generation=generation,
+            message_count=count,
+            pruned=pruned,
+        )
+    await leases.release(db, [turn.thread_id], turn.id)
+    public = None if appended is None else message_public(appended[0], status)
+    return Saved(message=public, generation=generation)
+
+
+def _model_name(agent: Agent[Any]) -> str:
+    model = agent.model
+    return str(getattr(model, "model", None) or getattr(model, "model_name", None) or model)
