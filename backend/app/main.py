@@ -27,6 +27,7 @@ from app.cors import add_cors
 from app.db import SessionMaker
 from app.errors import register_exception_handlers
 from app.logging import configure_logging
+from app.loop_monitor import LoopLagProbe
 from app.memory import AgentMemoryStore
 from app.metrics import MetricsMiddleware
 from app.middleware import BodySizeLimitMiddleware
@@ -54,7 +55,7 @@ class State(TypedDict):
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     settings: Settings = app.state.settings
-    async with open_database(settings) as database:
+    async with open_database(settings) as database, _loop_lag_probe():
         memory_store = build_memory_store(settings)
         turn_runner = build_turn_runner(
             settings, database, memory_store, model=app.state.model_override
@@ -84,6 +85,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
             scheduler.shutdown(wait=False)
         await turn_runner.aclose()
         memory_store.close()
+
+
+@asynccontextmanager
+async def _loop_lag_probe() -> AsyncIterator[None]:
+    probe = LoopLagProbe()
+    probe.start()
+    try:
+        yield
+    finally:
+        await probe.aclose()
 
 
 def create_app(settings: Settings | None = None, *, model: Model | None = None) -> FastAPI:

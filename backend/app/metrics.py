@@ -42,6 +42,12 @@ TURN_LATENCY = Histogram(
     "Time from a turn's start to its saved reply",
     buckets=LATENCY_BUCKETS,
 )
+LOOP_LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+LOOP_LAG = Histogram(
+    "threadkeeper_event_loop_lag_seconds",
+    "How much later than asked a 50 ms timer fired on the event loop (time the loop was blocked)",
+    buckets=LOOP_LAG_BUCKETS,
+)
 MEMORY_READ = Histogram(
     "threadkeeper_memory_read_seconds", "Agent memory reads (get_items)", buckets=MEMORY_BUCKETS
 )
