@@ -95,6 +95,7 @@ class TestMetrics:
         assert "threadkeeper_memory_read_seconds_count" in text
         assert "threadkeeper_memory_active_sessions" in text
         assert "threadkeeper_memory_bytes" in text
+        assert "threadkeeper_event_loop_lag_seconds_bucket" in text
         sample = next(
             line
             for line in text.splitlines()
