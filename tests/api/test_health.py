@@ -17,7 +17,8 @@ class TestHealth:
         assert response.status_code == 200
         assert response.json() == {
             "status": "ok",
-            "components": {"database": "ok", "memory_dir": "ok"},
+            "components": {"database": "ok", "memory_dir": "ok", "model_provider": "ok"},
+            "informational": ["model_provider"],
         }
 
     async def test_unreachable_database_is_reported_not_raised(self) -> None:

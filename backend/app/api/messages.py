@@ -32,6 +32,7 @@ from app.turns.turn import TurnResult
 router = APIRouter(prefix="/threads", tags=["messages"], responses=ERROR_RESPONSES)
 
 KEEPALIVE_SECONDS = 15.0
+DEFAULT_RETRY_AFTER_SECONDS = 5
 
 
 @router.get("/{thread_id}/messages", response_model=MessagesPublic)
@@ -108,17 +109,19 @@ def turn_json_response(result: TurnResult) -> JSONResponse:
     body = result.model_dump(mode="json")
     if result.error is None:
         return JSONResponse(body)
-    status = 503 if result.error.retryable else 502
+    error = result.error
+    # Retryable: 503 with when to retry (the provider's Retry-After when it gave one).
+    retry_after = str(error.retry_after_seconds or DEFAULT_RETRY_AFTER_SECONDS)
     return JSONResponse(
         error_body(
             "TurnFailed",
-            result.error.message,
-            code=result.error.code,
-            retryable=result.error.retryable,
+            error.message,
+            code=error.code,
+            retryable=error.retryable,
             turn=body,
         ),
-        status_code=status,
-        headers={"Retry-After": "5"} if result.error.retryable else None,
+        status_code=503 if error.retryable else 502,
+        headers={"Retry-After": retry_after} if error.retryable else None,
     )
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import (
+    AgentsDep,
     CurrentUserDep,
     DbSessionDep,
     MemoryStoreDep,
@@ -39,11 +40,13 @@ async def create_thread(
     db: DbSessionDep,
     user: CurrentUserDep,
     settings: SettingsDep,
+    agents: AgentsDep,
     body: ThreadCreate | None = None,
 ) -> ThreadPublic:
-    """Create a thread, optionally titled."""
+    """Create a thread, optionally titled, served by `agent` (default: the first in AGENTS)."""
     title = clean_title(body.title if body else None, settings.MAX_TITLE_CHARS)
-    thread = await threads.create_thread(db, user_id=user.id, title=title)
+    agent = agents.choose(body.agent if body else None)
+    thread = await threads.create_thread(db, user_id=user.id, title=title, agent=agent)
     return ThreadPublic.model_validate(thread)
 
 

@@ -21,8 +21,11 @@ from app.services import leases
 from app.services.pagination import Page
 
 
-async def create_thread(db: AsyncSession, *, user_id: uuid.UUID, title: str | None) -> Thread:
-    thread = Thread(user_id=user_id, title=title)
+async def create_thread(
+    db: AsyncSession, *, user_id: uuid.UUID, title: str | None, agent: str
+) -> Thread:
+    """A new thread of the user's, served by `agent` (a name in AGENTS, checked by the caller)."""
+    thread = Thread(user_id=user_id, title=title, agent=agent)
     db.add(thread)
     await db.flush()
     return thread

@@ -29,10 +29,9 @@ import uuid
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
-from agents import Agent
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.assistant.tools import TurnContext
+from app.assistant.registry import AgentRegistry
 from app.config import Settings
 from app.db import SessionMaker
 from app.memory import Memory, MemoryStore, MemoryUnavailableError
@@ -41,7 +40,7 @@ from app.models import MessagePublic, MessageRole, Thread
 from app.services import leases, messages
 from app.services.lease_keeper import LeaseKeeper
 from app.turns.events import TurnDone, TurnError, TurnEvent
-from app.turns.failures import LeaseLostError, describe_failure
+from app.turns.failures import LeaseLostError, describe_failure, failure_log_context
 from app.turns.memory import reconcile_memory
 from app.turns.replay import RecentTurns, Replay
 from app.turns.steps import run_and_save
@@ -60,12 +59,12 @@ class TurnRunner:
         *,
         sessionmaker: SessionMaker,
         memory_store: MemoryStore,
-        agent: Agent[TurnContext],
+        agents: AgentRegistry,
         settings: Settings,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._memory_store = memory_store
-        self._agent = agent
+        self._agents = agents
         self._settings = settings
         self._lease = timedelta(seconds=settings.TURN_LEASE_SECONDS)
         self._keeper = LeaseKeeper(sessionmaker, lease=self._lease, on_lost=self._on_lease_lost)
@@ -84,9 +83,11 @@ class TurnRunner:
 
         Raises:
             NotFoundError: not the caller's thread.
-            ConflictError: a turn is already running in this thread.
+            ConflictError: a turn is already running in this thread, or its agent is no
+                longer in AGENTS.
             MemoryBusyError, MemoryUnavailableError: memory cannot be used now (503).
         """
+        self._agents.for_thread(owned.agent)  # refuse before anything is taken or written
         self._check_free_space()
         # End the request's transaction (user lookup) so that no pooled connection is held
         # while this request waits for the memory file below.
@@ -124,6 +125,7 @@ class TurnRunner:
             id=turn_id,
             user_id=user_id,
             thread_id=thread_id,
+            agent=owned.agent,
             text=text,
             user_message=MessagePublic.model_validate(message),
             memory=memory,
@@ -213,7 +215,7 @@ class TurnRunner:
             async with turn._resources:
                 assistant = await run_and_save(
                     turn,
-                    agent=self._agent,
+                    agent=self._agents.for_thread(turn.agent),
                     sessionmaker=self._sessionmaker,
                     settings=self._settings,
                     still_held=self._keeper.still_held,
@@ -235,7 +237,11 @@ class TurnRunner:
                 logger.exception("Turn %s in thread %s failed", turn.id, turn.thread_id)
             else:
                 logger.warning(
-                    "Turn %s in thread %s failed: %s", turn.id, turn.thread_id, error.code
+                    "Turn %s in thread %s failed: %s%s",
+                    turn.id,
+                    turn.thread_id,
+                    error.code,
+                    failure_log_context(e),
                 )
         finally:
             self._keeper.drop(turn.id)

@@ -17,7 +17,7 @@ from typing import Any
 from agents import Agent, RunConfig, Runner
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.assistant.tools import TurnContext
+from app.assistant.context import TurnContext
 from app.config import Settings
 from app.db import SessionMaker, session_scope
 from app.memory import Memory, MemoryStats, MemoryUnavailableError, PruneResult
@@ -40,6 +40,7 @@ class _Reply:
     text: str
     recorder: TurnRecorder
     usage: dict[str, Any]
+    agent: Agent[Any]  # the agent that gave the reply (another one after a handoff)
 
 
 async def run_and_save(
@@ -78,7 +79,7 @@ async def run_and_save(
         if not still_held(turn.id):
             raise LeaseLostError()
         async with session_scope(sessionmaker) as db:
-            message, generation = await _save_reply(db, turn, reply, pruned, stats, agent)
+            message, generation = await _save_reply(db, turn, reply, pruned, stats)
     except BaseException:
         if not turn.lease_lost:
             # Cut memory back to the point PostgreSQL holds: history + the user's message.
@@ -103,12 +104,16 @@ async def _run_agent(
         agent,
         turn.text,
         session=memory,
-        context=TurnContext(user_id=turn.user_id, sessionmaker=sessionmaker),
+        context=TurnContext(
+            user_id=turn.user_id, thread_id=turn.thread_id, sessionmaker=sessionmaker
+        ),
         max_turns=MAX_AGENT_STEPS,
         run_config=RunConfig(
             workflow_name="threadkeeper-turn",
             group_id=str(turn.thread_id),
-            tracing_disabled=not settings.OPENAI_API_KEY,
+            # Opt-in: a trace holds the conversation unless content is excluded.
+            tracing_disabled=not settings.TRACING_ENABLED,
+            trace_include_sensitive_data=settings.TRACING_INCLUDE_CONTENT,
         ),
     )
     async for event in result.stream_events():
@@ -131,6 +136,7 @@ async def _run_agent(
             "output_tokens": usage.output_tokens,
             "total_tokens": usage.total_tokens,
         },
+        agent=result.last_agent,
     )
 
 
@@ -140,7 +146,6 @@ async def _save_reply(
     reply: _Reply,
     pruned: PruneResult,
     stats: MemoryStats,
-    agent: Agent[Any],
 ) -> tuple[MessagePublic, int]:
     """Step 3: assistant message, bookkeeping and lease release in one transaction.
 
@@ -165,7 +170,8 @@ async def _save_reply(
                 "turn_id": str(turn.id),
                 "tool_calls": reply.recorder.metadata_tool_calls(),
                 "usage": reply.usage,
-                "model": _model_name(agent),
+                "model": _model_name(reply.agent),
+                "agent": reply.agent.name,
                 **({"oversized_turn": True} if pruned.oversized_turn else {}),
             }
         ),

@@ -32,6 +32,7 @@ class Turn:
     id: uuid.UUID
     user_id: uuid.UUID
     thread_id: uuid.UUID
+    agent: str  # the AGENTS name of the thread's agent
     text: str
     user_message: MessagePublic
     log: TurnLog = field(default_factory=TurnLog)
