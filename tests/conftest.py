@@ -88,6 +88,31 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
 
 
 @pytest.fixture
+def provider_settings(
+    settings_factory: Callable[..., Settings], model_server
+) -> Callable[..., Settings]:
+    """Settings for the openai provider on the scripted model server (the real HTTP path).
+
+    Retries are off unless a test turns them on, so each scripted step answers one request.
+    """
+
+    from tests.model_server.fixtures import TEST_API_KEY  # a plugin: imported by pytest first
+
+    def _make(api: str = "chat_completions", **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "MODEL_PROVIDER": "openai",
+            "OPENAI_BASE_URL": model_server.base_url,
+            "OPENAI_API_KEY": TEST_API_KEY,
+            "OPENAI_API": api,
+            "OPENAI_MAX_RETRIES": 0,
+        }
+        values.update(overrides)
+        return settings_factory(**values)
+
+    return _make
+
+
+@pytest.fixture
 def private_database(test_database: TestDatabase) -> Iterator[str]:
     """A migrated database of this test's own (see `TestDatabase.private_copy`)."""
     with test_database.private_copy() as url:

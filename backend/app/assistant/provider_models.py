@@ -78,7 +78,12 @@ class _CheckedStream:
         except json.JSONDecodeError as e:
             raise self._broken("malformed stream (not JSON)") from e
         except openai.APIError as e:
-            raise _classified(e, self._base_url) from e
+            failure = _classified(e, self._base_url).failure
+            if failure.status is None:  # it broke mid-stream: the request itself got a 200
+                failure = dataclasses.replace(
+                    failure, status=200, request_id=self._request_id(self._inner)
+                )
+            raise ProviderError(failure) from e
         if self._finishes(item):
             self._finished = True
         return item
