@@ -25,7 +25,7 @@ os.environ.update(
         "AUTH_JWT_SECRET": "test-secret-that-is-long-enough-for-hs256-0123456789",
         "LOG_LEVEL": "WARNING",
         # The SDK's default trace exporter posts to api.openai.com whenever a run is traced
-        # (the app traces when OPENAI_API_KEY is set), whatever OPENAI_BASE_URL says; no test
+        # (the app traces only with TRACING_ENABLED), whatever OPENAI_BASE_URL says; no test
         # may do that. A test that wants traces sends them to the model server instead.
         "OPENAI_AGENTS_DISABLE_TRACING": "1",
     }

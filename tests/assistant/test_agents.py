@@ -250,3 +250,29 @@ class TestThreadAgents:
             (str(alice_id), alices),
             (str(bob_id), bobs),
         ]
+
+
+class TestReadmeExample:
+    async def test_the_serve_your_own_agent_example_runs_as_written(
+        self, settings_factory, alice, tmp_path, monkeypatch
+    ) -> None:
+        readme = (REPO_ROOT / "README.md").read_text()
+        section = readme[readme.index("### Serve your own agent") :]
+        start = section.index("```python\n") + len("```python\n")
+        code = section[start : section.index("\n```", start)]
+        package = tmp_path / "readme_example" / "mypkg"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "support.py").write_text(code)
+        monkeypatch.syspath_prepend(str(package.parent))
+        agents = section[section.index("`AGENTS=") + 8 : section.index("` serves both")]
+        settings = settings_factory(AGENTS=agents)
+        async with (
+            start_app(settings, model=_whoami_model()) as running,
+            running.client() as client,
+        ):
+            thread_id = await create_thread(client, alice)
+            events = await send(client, thread_id, "who?", alice)
+            user_id = await running.user_id(alice)
+        (result,) = [e.data for e in events if e.event == "tool_result"]
+        assert result["output"] == f"user {user_id}, thread {thread_id}"
