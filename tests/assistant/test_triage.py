@@ -126,3 +126,5 @@ class TestHandoffGrammar:
     def test_without_tools_or_handoffs_it_says_what_is_missing(self) -> None:
         reply = plan_reply("add task x", set())
         assert reply.text == "I can't add that task right now: the add_task tool isn't available."
+        reply = plan_reply("thread info", {"add_task", "list_tasks"})
+        assert reply.text == "I can't look at this thread: the thread_info tool isn't available."

@@ -112,14 +112,10 @@ def turn_json_response(result: TurnResult) -> JSONResponse:
     error = result.error
     # Retryable: 503 with when to retry (the provider's Retry-After when it gave one).
     retry_after = str(error.retry_after_seconds or DEFAULT_RETRY_AFTER_SECONDS)
+    # code, retryable and, when the class has them, retry_after_seconds and setting.
+    fields = {k: v for k, v in error.model_dump().items() if k != "message"}
     return JSONResponse(
-        error_body(
-            "TurnFailed",
-            error.message,
-            code=error.code,
-            retryable=error.retryable,
-            turn=body,
-        ),
+        error_body("TurnFailed", error.message, **fields, turn=body),
         status_code=503 if error.retryable else 502,
         headers={"Retry-After": retry_after} if error.retryable else None,
     )

@@ -24,11 +24,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))
     for kind, pattern in (
         ("help", r"help|what are you|who are you|what can you do"),
-        (
-            "thread",
-            r"thread info|(?:tell me )?about this (?:thread|conversation)"
-            r"|what is this (?:thread|conversation)(?: about)?",
-        ),
+        ("thread", r"thread info|(?:tell me )?about this thread|what is this thread(?: about)?"),
         (
             "recall",
             r"what (?:did|have) i (?:ask|asked|tell|told) you to remember"
@@ -307,9 +303,7 @@ def plan_reply(items: str | Sequence[Any], tool_names: set[str]) -> Reply:
 def _plan_thread(steps: list[ToolStep], tool_names: set[str]) -> Reply:
     """`thread info`: call the thread_info tool, then say what it returned."""
     if "thread_info" not in tool_names:
-        return Reply(
-            text="I can't tell you about this thread: the thread_info tool isn't available."
-        )
+        return Reply(text="I can't look at this thread: the thread_info tool isn't available.")
     if not steps:
         return Reply(tool="thread_info")
     info = steps[-1].output
