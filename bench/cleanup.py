@@ -102,6 +102,7 @@ async def _seed(db: Any, store: Any, n: int) -> list[tuple[uuid.UUID, uuid.UUID]
             Thread(
                 user_id=users[i % len(users)].id,
                 title=f"bench {i}",
+                agent="todo",
                 last_activity_at=now - age,
                 memory_state=MemoryState.ACTIVE,
                 memory_item_count=6,

@@ -66,8 +66,8 @@ class SdkTarget:
         from agents import Agent, RunConfig, SQLiteSession
         from agents.memory import SessionSettings
 
-        from app.assistant.agent import INSTRUCTIONS
         from app.assistant.offline_model import OfflineModel
+        from app.assistant.todo import INSTRUCTIONS
 
         self.name, self.streamed = name, streamed
         self.agent = Agent(name="Threadkeeper", instructions=INSTRUCTIONS, model=OfflineModel())

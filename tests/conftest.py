@@ -25,7 +25,7 @@ os.environ.update(
         "AUTH_JWT_SECRET": "test-secret-that-is-long-enough-for-hs256-0123456789",
         "LOG_LEVEL": "WARNING",
         # The SDK's default trace exporter posts to api.openai.com whenever a run is traced
-        # (the app traces when OPENAI_API_KEY is set), whatever OPENAI_BASE_URL says; no test
+        # (the app traces only with TRACING_ENABLED), whatever OPENAI_BASE_URL says; no test
         # may do that. A test that wants traces sends them to the model server instead.
         "OPENAI_AGENTS_DISABLE_TRACING": "1",
     }
@@ -85,6 +85,31 @@ def settings_factory(database_url: str, tmp_path: Path) -> Callable[..., Setting
 @pytest.fixture
 def settings(settings_factory: Callable[..., Settings]) -> Settings:
     return settings_factory()
+
+
+@pytest.fixture
+def provider_settings(
+    settings_factory: Callable[..., Settings], model_server
+) -> Callable[..., Settings]:
+    """Settings for the openai provider on the scripted model server (the real HTTP path).
+
+    Retries are off unless a test turns them on, so each scripted step answers one request.
+    """
+
+    from tests.model_server.fixtures import TEST_API_KEY  # a plugin: imported by pytest first
+
+    def _make(api: str = "chat_completions", **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "MODEL_PROVIDER": "openai",
+            "OPENAI_BASE_URL": model_server.base_url,
+            "OPENAI_API_KEY": TEST_API_KEY,
+            "OPENAI_API": api,
+            "OPENAI_MAX_RETRIES": 0,
+        }
+        values.update(overrides)
+        return settings_factory(**values)
+
+    return _make
 
 
 @pytest.fixture

@@ -36,6 +36,18 @@ class TestSettingsValidation:
             load_settings(**overrides)
         assert named in str(error.value)
 
+    def test_a_provider_client_that_could_outwait_a_turn_is_refused(self) -> None:
+        remote = {"MODEL_PROVIDER": "openai", "OPENAI_API_KEY": "sk-test"}
+        with pytest.raises(ConfigError) as error:
+            load_settings(**remote, OPENAI_TIMEOUT_SECONDS=100, OPENAI_MAX_RETRIES=2)
+        assert str(error.value) == (
+            "Invalid configuration: settings: Value error, OPENAI_TIMEOUT_SECONDS x "
+            "(OPENAI_MAX_RETRIES + 1) = 300 s must be below MAX_TURN_SECONDS (300)"
+        )
+        assert load_settings(**remote, OPENAI_TIMEOUT_SECONDS=99).OPENAI_TIMEOUT_SECONDS == 99
+        # Offline there is no provider client to bound.
+        assert load_settings(OPENAI_TIMEOUT_SECONDS=3600).OPENAI_TIMEOUT_SECONDS == 3600
+
     def test_range_is_in_the_message(self) -> None:
         with pytest.raises(ConfigError, match="less than or equal to 23"):
             load_settings(AGENT_SESSION_CLEANUP_HOUR=30)

@@ -12,13 +12,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from agents import set_tracing_disabled, set_tracing_export_api_key
 from agents.memory import SessionSettings
 from agents.models.interface import Model
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import schema
-from app.assistant.agent import build_agent
+from app.assistant.provider import ModelProvider
+from app.assistant.registry import AgentRegistry, load_agents
 from app.config import ConfigError, Settings
 from app.db import DatabaseTimeouts, SessionMaker, create_engine, create_sessionmaker, redact_url
 from app.embedded_db import start_embedded
@@ -122,19 +124,54 @@ def build_job_context(
     )
 
 
+@dataclass(frozen=True)
+class Assistant:
+    """The model provider and the agents built on its model."""
+
+    provider: ModelProvider
+    agents: AgentRegistry
+
+
+def build_assistant(settings: Settings, *, model: Model | None = None) -> Assistant:
+    """The provider and every agent in AGENTS (`model` replaces the settings' model).
+
+    Raises:
+        ConfigError: an agent factory cannot be imported or fails (the message names AGENTS).
+    """
+    configure_tracing(settings)
+    provider = ModelProvider.from_settings(settings, model=model)
+    agents = load_agents(settings, provider.model)
+    logger.info("Model: %s", provider.describe())
+    logger.info("Agents: %s", agents.describe())
+    return Assistant(provider=provider, agents=agents)
+
+
+def configure_tracing(settings: Settings) -> None:
+    """Export nothing unless TRACING_ENABLED: not this server's turns, nor any run a plug-in's
+    tool starts (with OPENAI_API_KEY set, the SDK would upload traces to OpenAI by default,
+    whatever OPENAI_BASE_URL says)."""
+    if not settings.TRACING_ENABLED:
+        set_tracing_disabled(True)
+        return
+    key = settings.TRACING_API_KEY or settings.OPENAI_API_KEY
+    if key:
+        set_tracing_export_api_key(key)
+    logger.info(
+        "Tracing: traces are uploaded to OpenAI (%s)",
+        "with message content" if settings.TRACING_INCLUDE_CONTENT else "without message content",
+    )
+
+
 def build_turn_runner(
     settings: Settings,
     database: Database,
     memory_store: AgentMemoryStore,
-    *,
-    model: Model | None = None,
+    agents: AgentRegistry,
 ) -> TurnRunner:
-    """The turn runner with the agent the settings choose (`model` replaces its model)."""
-    agent = build_agent(settings, model=model)
-    logger.info("Agent model: %s (%s)", settings.model_provider, agent.model)
+    """The turn runner, serving each thread with its agent."""
     return TurnRunner(
         sessionmaker=database.sessionmaker,
         memory_store=memory_store,
-        agent=agent,
+        agents=agents,
         settings=settings,
     )

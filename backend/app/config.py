@@ -40,6 +40,13 @@ class ConfigError(RuntimeError):
 PositiveInt = Annotated[int, Field(ge=1)]
 # A century: any longer age limit is a typo, and would overflow date arithmetic.
 MAX_RETENTION_DAYS = 36_500
+# An agent's name in AGENTS (and in a thread's `agent` field): short, URL- and log-safe.
+AGENT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+# An importable factory: dotted.module.path:attribute
+_FACTORY_PATH = re.compile(
+    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+)
+DEFAULT_AGENTS = {"todo": "app.assistant.todo:build_agent"}
 # scheme://host[:port], exactly what a browser sends in `Origin` (no path, no trailing slash).
 _ORIGIN = re.compile(
     r"^https?://[a-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?$"
@@ -98,13 +105,35 @@ class Settings(BaseSettings):
     AUTH_ADMIN_CLAIM: str = "admin"
     AUTH_TOKEN_TTL_MINUTES: PositiveInt = 7 * 24 * 60
 
+    # Agents: name=module:factory, comma-separated; the first serves threads that name none.
+    AGENTS: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=lambda: dict(DEFAULT_AGENTS)
+    )
+
     # Model.
     MODEL_PROVIDER: ModelProviderName | None = None
     MODEL: str = "gpt-5-mini"
     OPENAI_API_KEY: str | None = None
     OPENAI_BASE_URL: str | None = None
     OPENAI_API: OpenAIApi | None = None
+    # The provider client: the longest silence it waits for (connect, and between bytes of a
+    # reply), and how many times it retries a failed request (connection errors, 408, 409,
+    # 429, 5xx; honouring the provider's Retry-After). The openai client's own defaults (600 s,
+    # 2 retries) outlast a turn.
+    OPENAI_TIMEOUT_SECONDS: Annotated[int, Field(ge=1, le=3600)] = 60
+    OPENAI_CONNECT_TIMEOUT_SECONDS: Annotated[int, Field(ge=1, le=600)] = 5
+    OPENAI_MAX_RETRIES: Annotated[int, Field(ge=0, le=10)] = 2
+    # Ask Chat Completions streams for token usage (stream_options.include_usage); the SDK
+    # asks only api.openai.com. Servers that reject the field: set false.
+    OPENAI_INCLUDE_USAGE: bool = True
     OFFLINE_MODEL_DELAY_MS: Annotated[int, Field(ge=0, le=60_000)] = 0
+
+    # Tracing (the Agents SDK's traces, uploaded to OpenAI): off unless turned on here.
+    TRACING_ENABLED: bool = False
+    # Include message text, tool arguments and outputs in traces (only with TRACING_ENABLED).
+    TRACING_INCLUDE_CONTENT: bool = False
+    # The key traces are uploaded with; default OPENAI_API_KEY.
+    TRACING_API_KEY: str | None = None
 
     # Browser front ends on other origins (CORS, and hosts that embed the chat page).
     CORS_ALLOW_ORIGINS: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -158,6 +187,40 @@ class Settings(BaseSettings):
             origins.append(origin)
         return origins
 
+    @field_validator("AGENTS", mode="before")
+    @classmethod
+    def _parse_agents(cls, value: Any) -> Any:
+        """`name=module.path:factory` pairs, comma-separated, in order (the first is the default)."""
+        if isinstance(value, str):
+            pairs = [part.strip() for part in value.split(",") if part.strip()]
+            parsed: dict[str, str] = {}
+            for pair in pairs:
+                name, sep, path = (piece.strip() for piece in pair.partition("="))
+                if not sep:
+                    raise ValueError(
+                        f"{pair!r} is not name=module:factory "
+                        "(e.g. todo=app.assistant.todo:build_agent)"
+                    )
+                if name in parsed:
+                    raise ValueError(f"agent {name!r} is named twice")
+                parsed[name] = path
+            value = parsed
+        if not isinstance(value, dict):
+            return value
+        if not value:
+            raise ValueError("name at least one agent, e.g. todo=app.assistant.todo:build_agent")
+        for name, path in value.items():
+            if not AGENT_NAME.match(str(name)):
+                raise ValueError(
+                    f"agent name {name!r}: use 1-32 lowercase letters, digits, - or _, "
+                    "starting with a letter"
+                )
+            if not _FACTORY_PATH.match(str(path)):
+                raise ValueError(
+                    f"agent {name!r}: {path!r} is not an import path module.path:factory"
+                )
+        return value
+
     @field_validator("AGENT_SESSION_CLEANUP_TZ")
     @classmethod
     def _check_time_zone(cls, value: str) -> str:
@@ -181,6 +244,16 @@ class Settings(BaseSettings):
             self.OPENAI_API_KEY or self.OPENAI_BASE_URL
         ):
             raise ValueError("MODEL_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL)")
+        silent_provider_s = self.OPENAI_TIMEOUT_SECONDS * (self.OPENAI_MAX_RETRIES + 1)
+        if self.model_provider == ModelProviderName.OPENAI and (
+            silent_provider_s >= self.MAX_TURN_SECONDS
+        ):
+            # Otherwise a provider that stops answering ends turns as `timeout`, never as the
+            # `model_unavailable` that tells the user what happened.
+            raise ValueError(
+                f"OPENAI_TIMEOUT_SECONDS x (OPENAI_MAX_RETRIES + 1) = {silent_provider_s} s "
+                f"must be below MAX_TURN_SECONDS ({self.MAX_TURN_SECONDS})"
+            )
         return self
 
     @property

@@ -15,8 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.api import health, metrics
 from app.api.dev import include_dev_routes
 from app.api.router import api_router
+from app.assistant.provider import ModelProvider
+from app.assistant.registry import AgentRegistry
 from app.auth import TokenService
 from app.bootstrap import (
+    build_assistant,
     build_job_context,
     build_memory_store,
     build_turn_runner,
@@ -46,6 +49,8 @@ class State(TypedDict):
     sessionmaker: SessionMaker
     memory_store: AgentMemoryStore
     token_service: TokenService
+    model_provider: ModelProvider
+    agents: AgentRegistry
     turn_runner: TurnRunner
     job_context: JobContext
     user_ids: UserIdCache
@@ -55,11 +60,11 @@ class State(TypedDict):
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     settings: Settings = app.state.settings
+    # Before the database: a plug-in that cannot be imported is the first thing to report.
+    assistant = build_assistant(settings, model=app.state.model_override)
     async with open_database(settings) as database, _loop_lag_probe():
         memory_store = build_memory_store(settings)
-        turn_runner = build_turn_runner(
-            settings, database, memory_store, model=app.state.model_override
-        )
+        turn_runner = build_turn_runner(settings, database, memory_store, assistant.agents)
         job_context = build_job_context(settings, database, memory_store)
         scheduler = build_scheduler(job_context) if settings.SCHEDULER_ENABLED else None
         if scheduler is not None:
@@ -76,6 +81,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
             sessionmaker=database.sessionmaker,
             memory_store=memory_store,
             token_service=TokenService.from_settings(settings),
+            model_provider=assistant.provider,
+            agents=assistant.agents,
             turn_runner=turn_runner,
             job_context=job_context,
             user_ids=UserIdCache(),

@@ -226,8 +226,8 @@ class TestModelProviders:
     ) -> None:
         from agents import OpenAIChatCompletionsModel, OpenAIResponsesModel
 
-        from app.assistant.agent import build_model
         from app.assistant.offline_model import OfflineModel
+        from app.assistant.provider import build_model
 
         assert isinstance(build_model(settings_factory()), OfflineModel)
         hosted = build_model(settings_factory(MODEL_PROVIDER="openai", OPENAI_API_KEY="sk-test"))

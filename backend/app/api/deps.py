@@ -14,6 +14,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from app.assistant.provider import ModelProvider
+from app.assistant.registry import AgentRegistry
 from app.auth import TokenService
 from app.config import Settings
 from app.db import SessionMaker, get_db_session, get_sessionmaker
@@ -42,6 +44,16 @@ def get_turn_runner(request: Request) -> TurnRunner:
     return runner
 
 
+def get_agents(request: Request) -> AgentRegistry:
+    agents: AgentRegistry = request.state.agents
+    return agents
+
+
+def get_model_provider(request: Request) -> ModelProvider:
+    provider: ModelProvider = request.state.model_provider
+    return provider
+
+
 def get_token_service(request: Request) -> TokenService:
     tokens: TokenService = request.state.token_service
     return tokens
@@ -56,6 +68,8 @@ SessionMakerDep = Annotated[SessionMaker, Depends(get_sessionmaker)]
 MemoryStoreDep = Annotated[AgentMemoryStore, Depends(get_memory_store)]
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
 TurnRunnerDep = Annotated[TurnRunner, Depends(get_turn_runner)]
+AgentsDep = Annotated[AgentRegistry, Depends(get_agents)]
+ModelProviderDep = Annotated[ModelProvider, Depends(get_model_provider)]
 
 
 @dataclass(frozen=True)

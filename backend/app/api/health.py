@@ -13,12 +13,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import schema
-from app.api.deps import MemoryStoreDep, SettingsDep
+from app.api.deps import MemoryStoreDep, ModelProviderDep, SettingsDep
 from app.memory import AgentMemoryStore
 
 router = APIRouter(prefix="/health", tags=["health"])
 
 READY_DB_TIMEOUT_SECONDS = 2.0
+# Reported, never counted: a provider outage must not take every pod out of the load balancer
+# (each could still serve threads, history and tasks, and would all come back at once).
+INFORMATIONAL = ("model_provider",)
 
 
 class Liveness(BaseModel):
@@ -33,18 +36,28 @@ async def live() -> Liveness:
 
 @router.get("/ready", responses={503: {"description": "A component is not ready"}})
 async def ready(
-    *, request: Request, memory_store: MemoryStoreDep, settings: SettingsDep
+    *,
+    request: Request,
+    memory_store: MemoryStoreDep,
+    settings: SettingsDep,
+    provider: ModelProviderDep,
 ) -> JSONResponse:
     """Ready when the database answers in time, the schema is at head and memory is writable
-    with at least AGENT_SESSION_MIN_FREE_MB free."""
+    with at least AGENT_SESSION_MIN_FREE_MB free. The model provider is reported (checked at
+    most once a minute) but never makes the service unready."""
     engine: AsyncEngine = request.state.engine
     components: dict[str, Any] = {
         "database": await _check_database(engine),
         "memory_dir": _check_memory_dir(memory_store, settings.AGENT_SESSION_MIN_FREE_MB),
+        "model_provider": await provider.status(),
     }
-    ready = all(v == "ok" for v in components.values())
+    ready = all(v == "ok" for k, v in components.items() if k not in INFORMATIONAL)
     return JSONResponse(
-        {"status": "ok" if ready else "unavailable", "components": components},
+        {
+            "status": "ok" if ready else "unavailable",
+            "components": components,
+            "informational": list(INFORMATIONAL),
+        },
         status_code=200 if ready else 503,
     )
 

@@ -19,6 +19,7 @@ from app.turns.runner import TurnRunner
 from app.turns.turn import RunningTurn, TurnResult
 
 KEEPALIVE_SECONDS = 15.0
+DEFAULT_RETRY_AFTER_SECONDS = 5
 
 TURN_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
@@ -55,17 +56,15 @@ def turn_json_response(result: TurnResult) -> JSONResponse:
     body = result.model_dump(mode="json")
     if result.error is None:
         return JSONResponse(body)
-    status = 503 if result.error.retryable else 502
+    error = result.error
+    # Retryable: 503 with when to retry (the provider's Retry-After when it gave one).
+    retry_after = str(error.retry_after_seconds or DEFAULT_RETRY_AFTER_SECONDS)
+    # code, retryable and, when the class has them, retry_after_seconds and setting.
+    fields = {k: v for k, v in error.model_dump().items() if k != "message"}
     return JSONResponse(
-        error_body(
-            "TurnFailed",
-            result.error.message,
-            code=result.error.code,
-            retryable=result.error.retryable,
-            turn=body,
-        ),
-        status_code=status,
-        headers={"Retry-After": "5"} if result.error.retryable else None,
+        error_body("TurnFailed", error.message, **fields, turn=body),
+        status_code=503 if error.retryable else 502,
+        headers={"Retry-After": retry_after} if error.retryable else None,
     )
 
 

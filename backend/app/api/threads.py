@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 
 from app.api.deps import (
+    AgentsDep,
     CurrentUserDep,
     DbSessionDep,
     MemoryStoreDep,
@@ -42,12 +43,17 @@ async def create_thread(
     db: DbSessionDep,
     user: CurrentUserDep,
     settings: SettingsDep,
+    agents: AgentsDep,
     body: ThreadCreate | None = None,
 ) -> ThreadPublic:
-    """Create a thread, optionally titled and with metadata."""
+    """Create a thread, optionally titled and with metadata, served by `agent` (default: the
+    first in AGENTS)."""
     title = clean_title(body.title if body else None, settings.MAX_TITLE_CHARS)
     metadata = check_metadata(body.metadata if body else None, settings.MAX_THREAD_METADATA_BYTES)
-    thread = await threads.create_thread(db, user_id=user.id, title=title, metadata=metadata)
+    agent = agents.choose(body.agent if body else None)
+    thread = await threads.create_thread(
+        db, user_id=user.id, title=title, metadata=metadata, agent=agent
+    )
     return ThreadPublic.model_validate(thread)
 
 

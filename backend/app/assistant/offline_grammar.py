@@ -24,6 +24,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (kind, re.compile(pattern, re.IGNORECASE))
     for kind, pattern in (
         ("help", r"help|what are you|who are you|what can you do"),
+        ("thread", r"thread info|(?:tell me )?about this thread|what is this thread(?: about)?"),
         (
             "recall",
             r"what (?:did|have) i (?:ask|asked|tell|told) you to remember"
@@ -48,6 +49,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("delete", rf"(?:delete|remove) (?P<ref>.+?)(?: from (?:my |the )?{_LIST_WORDS})?"),
     )
 )
+HANDOFF_PREFIX = "transfer_to_"
+"""The SDK names a handoff's tool `transfer_to_<agent>`: such a call hands the turn over."""
 _REMEMBER = re.compile(r"\bremember that (?P<fact>.+)", re.IGNORECASE)
 _NUMBER_REF = re.compile(r"(?:task\s*)?(?:number\s*)?#?(?P<n>\d+)", re.IGNORECASE)
 
@@ -186,7 +189,7 @@ def turn_steps(after: list[dict[str, Any]]) -> list[ToolStep]:
     }
     steps = []
     for item in after:
-        if item.get("type") != "function_call":
+        if item.get("type") != "function_call" or is_handoff(str(item.get("name", ""))):
             continue
         arguments = parse_output(item.get("arguments") or "{}")
         steps.append(
@@ -197,6 +200,10 @@ def turn_steps(after: list[dict[str, Any]]) -> list[ToolStep]:
             )
         )
     return steps
+
+
+def is_handoff(tool_name: str) -> bool:
+    return tool_name.startswith(HANDOFF_PREFIX)
 
 
 def output_error(output: Any) -> str | None:
@@ -283,8 +290,30 @@ def plan_reply(items: str | Sequence[Any], tool_names: set[str]) -> Reply:
     request, after = split_turn(item_list)
     intent = parse_command(request)
     if intent.kind in _ACTIONS:
+        handoffs = sorted(name for name in tool_names if is_handoff(name))
+        if _ACTIONS[intent.kind][0] not in tool_names and handoffs:
+            # Another agent does tasks: hand the turn over (the SDK's handoff), once.
+            return Reply(tool=handoffs[0])
         return _plan_task_action(intent, turn_steps(after), tool_names)
+    if intent.kind == "thread":
+        return _plan_thread(turn_steps(after), tool_names)
     return Reply(text=_plan_text(intent, user_texts(item_list)))
+
+
+def _plan_thread(steps: list[ToolStep], tool_names: set[str]) -> Reply:
+    """`thread info`: call the thread_info tool, then say what it returned."""
+    if "thread_info" not in tool_names:
+        return Reply(text="I can't look at this thread: the thread_info tool isn't available.")
+    if not steps:
+        return Reply(tool="thread_info")
+    info = steps[-1].output
+    error = output_error(info)
+    if error:
+        return Reply(text=f"Sorry, I couldn't look at this thread: {error}")
+    title = f'"{info["title"]}"' if info.get("title") else "untitled"
+    return Reply(
+        text=f"This thread is {title}: {info.get('messages')} messages since {info.get('started')}."
+    )
 
 
 def _plan_text(intent: Intent, history: list[str]) -> str:

@@ -27,12 +27,16 @@ current request is the last user message, and the tool calls after it are this t
   remember") -> every ``remember that ...`` found in the user messages of the input history.
 * ``what did I say first?`` -> quotes the first user message of the history.
 * ``help`` | ``what are you`` | ``who are you`` -> what this model is and how to use a real one.
+* ``thread info`` | ``about this thread`` | ``what is this thread?`` -> ``thread_info()`` (the
+  triage agent's tool), then ``This thread is "<title>": <n> messages since <date>.``
 * anything else -> a short list of the commands above.
 
 ``<ref>`` is a 1-based number as shown by ``list tasks`` (``2``, ``task 2``, ``#2``) or a
 title: an exact case-insensitive match, else a unique substring. An unknown or ambiguous
 reference is answered in text without a second tool call. A tool is only called when a tool of
-that name is offered to the model (and none when ``tool_choice="none"``); tool outputs that
+that name is offered to the model (and none when ``tool_choice="none"``). A task request to an
+agent without the task tools but with a handoff (a ``transfer_to_<agent>`` tool) hands the turn
+over to that agent first, which then answers it with its own tools. Tool outputs that
 are ``{"error": ...}`` or unreadable (neither JSON nor a Python literal) are reported back to the
 user in the reply text.
 """
@@ -137,7 +141,7 @@ class OfflineModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> ModelResponse:
         """Answer with one tool call or one message; see the module docstring for the grammar."""
-        item, usage = self._plan(system_instructions, input, model_settings, tools)
+        item, usage = self._plan(system_instructions, input, model_settings, tools, handoffs)
         return ModelResponse(output=[item], usage=usage, response_id=_response_id(item))
 
     async def stream_response(
@@ -161,7 +165,7 @@ class OfflineModel(Model):
         the event loop after every text delta (for ``delta_delay_s``) so a streaming client
         really receives it in parts.
         """
-        item, usage = self._plan(system_instructions, input, model_settings, tools)
+        item, usage = self._plan(system_instructions, input, model_settings, tools, handoffs)
         for event in stream_events(self._completed_response(item, usage)):
             yield event
             if isinstance(event, ResponseTextDeltaEvent):
@@ -173,9 +177,14 @@ class OfflineModel(Model):
         input: str | list[TResponseInputItem],
         model_settings: ModelSettings,
         tools: list[Tool],
+        handoffs: list[Handoff],
     ) -> tuple[OutputItem, Usage]:
         """Decide the single output item and estimate its usage; shared by both call styles."""
-        offered = set() if model_settings.tool_choice == "none" else _tool_names(tools)
+        offered = (
+            set()
+            if model_settings.tool_choice == "none"
+            else _tool_names(tools) | {handoff.tool_name for handoff in handoffs}
+        )
         reply = plan_reply(input, offered)
         serialized = json.dumps(input, default=str, sort_keys=True, ensure_ascii=False)
         # Input only grows within a thread, so length + content gives ids that are unique

@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from agents import FunctionTool, RunContextWrapper, function_tool
 
-from app.db import SessionMaker, session_scope
+from app.assistant.context import TurnContext
+from app.db import session_scope
 from app.errors import NotFoundError
 from app.models import Task
 from app.models.task import MAX_TASK_TITLE_CHARS
 from app.services import tasks
 
-
-@dataclass(frozen=True)
-class TurnContext:
-    """What tools may know about the turn: who is asking, and where tasks live."""
-
-    user_id: uuid.UUID
-    sessionmaker: SessionMaker
+__all__ = ["TASK_TOOLS", "TurnContext"]
 
 
 def _task_json(task: Task) -> dict[str, Any]:

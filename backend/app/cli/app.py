@@ -21,7 +21,11 @@ def serve(workers: Annotated[int, typer.Option(min=1)] = 1) -> None:
     import uvicorn
 
     settings = load_settings_or_exit()
+    from app.assistant.registry import check_factories
     from app.http_server import BoundedHttpToolsProtocol
+
+    with one_line_errors():  # an AGENTS factory that cannot be imported: one line, exit 2
+        check_factories(settings)
 
     uvicorn.run(
         "app.main:app",

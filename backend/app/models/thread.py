@@ -40,6 +40,8 @@ class Thread(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     user_id: uuid.UUID = Field(foreign_key="users.id", nullable=False, ondelete="CASCADE")
     title: str | None = Field(default=None, max_length=1000)
+    # The AGENTS name of the agent serving this thread, chosen when it was created.
+    agent: str = Field(max_length=32, nullable=False)
     created_at: datetime = timestamp_field()
     updated_at: datetime = timestamp_field()
     last_activity_at: datetime = timestamp_field()
@@ -96,6 +98,8 @@ class ThreadCreate(BaseModel):
 
     title: StorableText | None = None
     metadata: ThreadMetadata | None = None
+    # An agent named in AGENTS (GET /api/agents lists them); default: the first.
+    agent: str | None = Field(default=None, max_length=32)
 
 
 class ThreadUpdate(BaseModel):
@@ -113,6 +117,7 @@ class ThreadPublic(BaseModel):
 
     id: uuid.UUID
     title: str | None
+    agent: str
     status: ThreadStatus
     metadata: dict[str, Any] = PydanticField(validation_alias="meta")
     created_at: datetime

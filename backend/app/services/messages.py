@@ -161,15 +161,34 @@ async def get_message(db: AsyncSession, thread: Thread, message_id: uuid.UUID) -
     return message
 
 
-async def delete_after(db: AsyncSession, message: Message) -> int:
-    """Delete every message of `message`'s thread that comes after it; returns how many."""
-    deleted = await db.exec(
-        sa.delete(Message).where(
-            col(Message.thread_id) == message.thread_id,
-            sa.tuple_(Message.created_at, Message.id) > sa.tuple_(message.created_at, message.id),
-        )
+async def delete_after(db: AsyncSession, message: Message, *, keep: Message | None = None) -> int:
+    """Delete every message of `message`'s thread that comes after it (but `keep`); returns
+    how many."""
+    statement = sa.delete(Message).where(
+        col(Message.thread_id) == message.thread_id,
+        sa.tuple_(Message.created_at, Message.id) > sa.tuple_(message.created_at, message.id),
     )
+    if keep is not None:
+        statement = statement.where(col(Message.id) != keep.id)
+    deleted = await db.exec(statement)
     return int(deleted.rowcount)
+
+
+async def failed_reply_of(db: AsyncSession, message: Message) -> Message | None:
+    """What `message`'s turn kept when it failed (its completed tool calls), or None."""
+    if message.turn_id is None:
+        return None
+    return (
+        await db.exec(
+            select(Message)
+            .join(Turn, col(Turn.id) == col(Message.turn_id))
+            .where(
+                Message.turn_id == message.turn_id,
+                Message.role == MessageRole.ASSISTANT,
+                Turn.status == TurnStatus.FAILED,
+            )
+        )
+    ).first()
 
 
 async def count_before(db: AsyncSession, message: Message) -> int:

@@ -43,9 +43,11 @@ async def create_thread(
     *,
     user_id: uuid.UUID,
     title: str | None,
+    agent: str,
     metadata: dict[str, Any] | None = None,
 ) -> Thread:
-    thread = Thread(user_id=user_id, title=title, meta=metadata or {})
+    """A new thread of the user's, served by `agent` (a name in AGENTS, checked by the caller)."""
+    thread = Thread(user_id=user_id, title=title, agent=agent, meta=metadata or {})
     db.add(thread)
     await db.flush()
     return thread

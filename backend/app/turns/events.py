@@ -10,7 +10,7 @@ import uuid
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
 from app.models.turn import TurnStatus
 
@@ -42,9 +42,21 @@ class ToolResult(BaseModel):
 
 
 class TurnError(BaseModel):
+    """`{code, message, retryable}`, plus what some classes add (absent otherwise)."""
+
     code: str
     message: str
     retryable: bool
+    retry_after_seconds: int | None = None  # model_rate_limited: the provider's Retry-After
+    setting: str | None = None  # model_misconfigured: the setting an operator must fix
+
+    @model_serializer(mode="wrap")
+    def _omit_absent(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for optional in ("retry_after_seconds", "setting"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
+        return data
 
 
 class TurnDone(BaseModel):

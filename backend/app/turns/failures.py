@@ -1,14 +1,16 @@
 """What a client is told when a turn fails: a stable code, a safe message, retryable or not.
 
-Messages never include exception text: it may hold user content or internals.
+Messages never include exception text: it may hold user content or internals. Model provider
+failures are classified by `app.assistant.provider_errors` (five classes); the log line about
+them carries the provider's status, request id and base URL (`failure_log_context`).
 """
 
 from __future__ import annotations
 
-import openai
 from agents import MaxTurnsExceeded, ModelBehaviorError, UserError
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.assistant.provider_errors import FailureKind, ProviderFailure, classify
 from app.memory import MemoryBusyError, MemoryUnavailableError
 from app.turns.events import TurnError
 
@@ -44,8 +46,38 @@ def describe_failure(e: Exception) -> TurnError:
         return TurnError(
             code="storage_unavailable", message="The reply could not be saved", retryable=True
         )
-    if isinstance(e, openai.APIError):
-        return TurnError(
-            code="model_unavailable", message="The model provider failed", retryable=True
-        )
+    failure = classify(e)
+    if failure is not None:
+        return _provider_failure(failure)
     return TurnError(code="internal_error", message="The turn failed", retryable=False)
+
+
+def failure_log_context(e: Exception) -> str:
+    """` (provider status=… request_id=… base_url=… cause=…)` for provider failures, else ""."""
+    failure = classify(e)
+    return f" (provider {failure.log_context()})" if failure is not None else ""
+
+
+def _provider_failure(failure: ProviderFailure) -> TurnError:
+    retry_after = failure.retry_after_s if failure.retryable else None
+    message = _MESSAGES[failure.kind].format(setting=failure.setting)
+    if failure.retryable:
+        message += f"; try again in {retry_after} s" if retry_after else "; try again shortly"
+    return TurnError(
+        code=failure.kind.value,
+        message=message,
+        retryable=failure.retryable,
+        retry_after_seconds=retry_after,
+        setting=failure.setting,
+    )
+
+
+_MESSAGES = {
+    FailureKind.UNAVAILABLE: "The model provider is unavailable",
+    FailureKind.RATE_LIMITED: "The model provider is rate limiting this server",
+    FailureKind.CONTEXT_TOO_LONG: "This conversation is too long for the model; retrying "
+    "will not help: start a new thread",
+    FailureKind.BAD_REQUEST: "The model provider refused this request; retrying will not help",
+    FailureKind.MISCONFIGURED: "The model provider refused this server's configuration "
+    "(check {setting}); an operator has to fix it",
+}

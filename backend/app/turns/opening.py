@@ -15,14 +15,16 @@ import uuid
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
+from agents.items import TResponseInputItem
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.config import Settings
 from app.db import SessionMaker
 from app.errors import UnprocessableError
 from app.memory import Memory, MemoryStore, MemoryUnavailableError
+from app.memory.log_items import items_from_log
 from app.models import Message, MessageRole, Thread, TurnStatus, message_public
 from app.services import leases, memory_records, messages, turn_records
 from app.services.lease_keeper import LeaseKeeper
@@ -84,17 +86,23 @@ class TurnOpener:
             ConflictError: a turn is already running in this thread.
         """
 
+        marks: list[int] = []
+
         async def rewind(thread: Thread, turn_id: uuid.UUID, memory: Memory) -> Message:
             message = await messages.get_message(db, thread, message_id)
             if message.role != MessageRole.USER:
                 raise _not_a_user_message(message_id)
-            await self._rewind(db, thread, message, memory)
+            marks.append(await self._rewind(db, thread, message, memory))
             await turn_records.start_turn(db, thread, turn_id)
             await turn_records.attach_message(db, message, turn_id)
             await messages.touch_thread(db, thread.id, turn_id=turn_id)
             return message
 
-        return await self._open(db, owned, rewind)
+        turn = await self._open(db, owned, rewind)
+        # Memory already holds the user's item (and what a failed attempt did): the run
+        # continues from there, adding nothing before the model answers.
+        turn.mark, turn.run_input = marks[0], []
+        return turn
 
     async def _open(self, db: AsyncSession, owned: Thread, write: _LogWrite) -> RunningTurn:
         self._check_free_space()
@@ -140,6 +148,7 @@ class TurnOpener:
             id=turn_id,
             user_id=owned.user_id,
             thread_id=owned.id,
+            agent=owned.agent,
             text=message.content,
             user_message=message_public(message, TurnStatus.RUNNING),
             memory=memory,
@@ -149,15 +158,22 @@ class TurnOpener:
 
     async def _rewind(
         self, db: AsyncSession, thread: Thread, message: Message, memory: Memory
-    ) -> None:
-        """Forget everything after `message` in both stores, and `message` itself in memory.
+    ) -> int:
+        """Forget, in both stores, everything after `message`, except what its own turn did
+        if that turn failed: tool calls that completed happened, and forgetting them would
+        run them again. A completed or stopped turn's reply is discarded whole (regenerate).
 
-        The log loses the later messages; memory loses the same turns, counted back from its
-        newest (each turn starts with a user item). When memory no longer holds them all
-        (pruned), it is rebuilt from the log before `message`. A new generation is recorded.
+        Memory loses the same turns as the log, counted back from its newest (each turn
+        starts with a user item), then gets `message`'s item (and a failed attempt's calls)
+        back; when it no longer holds those turns (pruned), it is rebuilt from the log
+        before `message`. A new generation is recorded.
+
+        Returns:
+            Memory's newest item id before `message`'s item: where the new turn begins.
         """
+        kept = await messages.failed_reply_of(db, message)
         later_turns = 1 + await messages.count_users_after(db, message)
-        removed = await messages.delete_after(db, message)
+        removed = await messages.delete_after(db, message, keep=kept)
         before = await messages.count_before(db, message)
         generation = thread.memory_generation + 1
         if not await memory.drop_turns(later_turns):
@@ -169,11 +185,21 @@ class TurnOpener:
                 generation=generation,
                 before=message,
             )
+        mark = (await memory.read_mark()).last_id
+        logged = [(message.role, message.content, message.meta)]
+        if kept is not None:
+            logged.append((kept.role, kept.content, kept.meta))
+        await memory.add_items(cast(list[TResponseInputItem], items_from_log(logged)))
         await memory.stamp(generation)
         await memory_records.record_memory(
-            db, thread.id, stats=await memory.stats(), generation=generation, message_count=before
+            db,
+            thread.id,
+            stats=await memory.stats(),
+            generation=generation,
+            message_count=before + len(logged),
         )
         await messages.forget_count(db, thread.id, removed)
+        return mark
 
     def _check_free_space(self) -> None:
         """Refuse a turn before anything is written when the memory disk is nearly full."""

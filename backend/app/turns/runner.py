@@ -29,10 +29,9 @@ import time
 import uuid
 from datetime import timedelta
 
-from agents import Agent
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.assistant.tools import TurnContext
+from app.assistant.registry import AgentRegistry
 from app.config import Settings
 from app.db import SessionMaker
 from app.memory import MemoryStore
@@ -41,7 +40,7 @@ from app.models import MessagePublic, Thread, TurnStatus
 from app.services import turn_records
 from app.services.lease_keeper import LeaseKeeper
 from app.turns.events import TurnDone, TurnError, TurnEvent
-from app.turns.failures import LeaseLostError, describe_failure
+from app.turns.failures import LeaseLostError, describe_failure, failure_log_context
 from app.turns.opening import TurnOpener
 from app.turns.replay import RecentTurns, Replay
 from app.turns.steps import StepContext, run_and_save
@@ -60,10 +59,11 @@ class TurnRunner:
         *,
         sessionmaker: SessionMaker,
         memory_store: MemoryStore,
-        agent: Agent[TurnContext],
+        agents: AgentRegistry,
         settings: Settings,
     ) -> None:
         self._settings = settings
+        self._agents = agents
         lease = timedelta(seconds=settings.TURN_LEASE_SECONDS)
         self._keeper = LeaseKeeper(
             sessionmaker,
@@ -79,7 +79,6 @@ class TurnRunner:
             lease=lease,
         )
         self._steps = StepContext(
-            agent=agent,
             sessionmaker=sessionmaker,
             settings=settings,
             still_held=self._keeper.still_held,
@@ -92,13 +91,20 @@ class TurnRunner:
         )
 
     async def prepare(self, db: AsyncSession, owned: Thread, *, text: str) -> RunningTurn:
-        """Step 1 for a new message; the caller commits, then calls `start` (see `opening`)."""
+        """Step 1 for a new message; the caller commits, then calls `start` (see `opening`).
+
+        Raises:
+            ConflictError: also when the thread's agent is no longer in AGENTS (refused
+                before anything is taken or written).
+        """
+        self._agents.for_thread(owned.agent)
         return await self._opener.open_new(db, owned, text=text)
 
     async def prepare_retry(
         self, db: AsyncSession, owned: Thread, *, message_id: uuid.UUID
     ) -> RunningTurn:
         """Step 1 for answering user message `message_id` again (see `opening`)."""
+        self._agents.for_thread(owned.agent)
         return await self._opener.open_retry(db, owned, message_id=message_id)
 
     def start(self, turn: RunningTurn) -> None:
@@ -188,7 +194,7 @@ class TurnRunner:
     ) -> tuple[TurnStatus, MessagePublic | None, TurnError | None]:
         try:
             async with turn._resources:
-                reply = await run_and_save(turn, self._steps)
+                reply = await run_and_save(turn, self._agents.for_thread(turn.agent), self._steps)
             return TurnStatus.COMPLETED, reply, None
         except asyncio.CancelledError:
             if turn.cancel_requested and not turn.lease_lost:
@@ -208,7 +214,11 @@ class TurnRunner:
                 logger.exception("Turn %s in thread %s failed", turn.id, turn.thread_id)
             else:
                 logger.warning(
-                    "Turn %s in thread %s failed: %s", turn.id, turn.thread_id, error.code
+                    "Turn %s in thread %s failed: %s%s",
+                    turn.id,
+                    turn.thread_id,
+                    error.code,
+                    failure_log_context(e),
                 )
             return TurnStatus.FAILED, None, error
 

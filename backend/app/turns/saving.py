@@ -1,7 +1,8 @@
 """Step 3 of a turn: what it produced, saved in PostgreSQL in one transaction.
 
 A completed turn saves its reply. A failed or stopped one saves what it did: the tool calls
-that completed (with their outputs) and, for a stopped turn, the partial text the user saw,
+that completed (with their outputs) and, for a stopped turn, the partial text the user saw
+(a failed turn's half-said text is shown while it streams, but is not kept as a reply),
 so neither the user nor the model is surprised by effects no store remembers (a retry once
 re-ran a tool whose effect stayed). Either way the turn's status, its cost and the memory
 bookkeeping (a new generation) commit with it, and the lease is released, only while the
@@ -86,10 +87,12 @@ async def save_partial(
     """
     thread = await lock_lease(db, turn)
     message = None
-    if recorder.metadata_tool_calls(completed_only=True) or recorder.text:
+    # A stop keeps the text the user saw; a failure's half-said text is not a reply.
+    text = recorder.text if status == TurnStatus.CANCELLED else ""
+    if recorder.metadata_tool_calls(completed_only=True) or text:
         meta = _common_meta(turn, recorder, usage, agent, status, completed_only=True)
         meta.update({"status": str(status), **({"error": error_code} if error_code else {})})
-        message = await _append_reply(db, turn, recorder.text, meta, status)
+        message = await _append_reply(db, turn, text, meta, status)
     return await _finish(db, turn, thread, message, status, error_code, usage, stats, False)
 
 
@@ -112,6 +115,7 @@ def _common_meta(
             "total_tokens": usage.input_tokens + usage.output_tokens,
         },
         "model": _model_name(agent),
+        "agent": agent.name,
         **({"status": str(status)} if status != TurnStatus.COMPLETED else {}),
     }
 

@@ -19,12 +19,13 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from agents import Agent, RunConfig, Runner
 from agents.result import RunResultStreaming
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.assistant.tools import TurnContext
+from app.assistant.context import TurnContext
 from app.config import Settings
 from app.db import SessionMaker, session_scope
 from app.memory import Memory, MemoryUnavailableError
@@ -47,15 +48,16 @@ SDK_SETTLE_SECONDS = 5.0
 
 @dataclass
 class StepContext:
-    """What the steps need besides the turn: the agent, the database, the settings."""
+    """What the steps need besides the turn and its agent: the database, the settings."""
 
-    agent: Agent[TurnContext]
     sessionmaker: SessionMaker
     settings: Settings
     still_held: Callable[[uuid.UUID], bool]
 
 
-async def run_and_save(turn: RunningTurn, ctx: StepContext) -> MessagePublic:
+async def run_and_save(
+    turn: RunningTurn, agent: Agent[TurnContext], ctx: StepContext
+) -> MessagePublic:
     """Run the agent and save the reply; on failure or stop, save what the turn did.
 
     Returns:
@@ -67,13 +69,13 @@ async def run_and_save(turn: RunningTurn, ctx: StepContext) -> MessagePublic:
     """
     memory = turn.memory
     assert memory is not None
-    mark = (await memory.read_mark()).last_id
+    mark = turn.mark if turn.mark is not None else (await memory.read_mark()).last_id
     recorder = TurnRecorder()
     usage = TurnUsage()
     try:
         async with asyncio.timeout(ctx.settings.MAX_TURN_SECONDS):
-            text, usage = await _run_agent(turn, memory, recorder, ctx)
-        saved = await _save_completed(turn, memory, ctx, text, recorder, usage)
+            text, usage, answered = await _run_agent(turn, agent, memory, recorder, ctx)
+        saved = await _save_completed(turn, memory, ctx, text, recorder, usage, answered)
     except BaseException as e:
         if not turn.lease_lost and not isinstance(e, LeaseLostError):
             cancelled = isinstance(e, asyncio.CancelledError)
@@ -81,7 +83,9 @@ async def run_and_save(turn: RunningTurn, ctx: StepContext) -> MessagePublic:
             status = TurnStatus.CANCELLED if stopped else TurnStatus.FAILED
             error_code = _error_code(e, stopped=stopped)
             await asyncio.shield(
-                _keep_what_it_did(turn, memory, mark, recorder, usage, ctx, status, error_code)
+                _keep_what_it_did(
+                    turn, memory, mark, recorder, usage, ctx, agent, status, error_code
+                )
             )
         raise
     await _stamp(memory, saved.generation, turn)
@@ -96,6 +100,7 @@ async def _save_completed(
     text: str,
     recorder: TurnRecorder,
     usage: TurnUsage,
+    answered: Agent[Any],
 ) -> Saved:
     pruned = await memory.prune(ctx.settings.AGENT_SESSION_MAX_MESSAGES)
     if pruned.removed:
@@ -119,23 +124,33 @@ async def _save_completed(
             usage=usage,
             pruned=pruned,
             stats=stats,
-            agent=ctx.agent,
+            agent=answered,
         )
 
 
 async def _run_agent(
-    turn: RunningTurn, memory: Memory, recorder: TurnRecorder, ctx: StepContext
-) -> tuple[str, TurnUsage]:
+    turn: RunningTurn,
+    agent: Agent[TurnContext],
+    memory: Memory,
+    recorder: TurnRecorder,
+    ctx: StepContext,
+) -> tuple[str, TurnUsage, Agent[Any]]:
+    """Run the turn; returns the reply, its cost, and the agent that gave it (another one
+    after a handoff)."""
     result = Runner.run_streamed(
-        ctx.agent,
-        turn.text,
+        agent,
+        turn.text if turn.run_input is None else turn.run_input,
         session=memory,
-        context=TurnContext(user_id=turn.user_id, sessionmaker=ctx.sessionmaker),
+        context=TurnContext(
+            user_id=turn.user_id, thread_id=turn.thread_id, sessionmaker=ctx.sessionmaker
+        ),
         max_turns=MAX_AGENT_STEPS,
         run_config=RunConfig(
             workflow_name="threadkeeper-turn",
             group_id=str(turn.thread_id),
-            tracing_disabled=not ctx.settings.OPENAI_API_KEY,
+            # Opt-in: a trace holds the conversation unless content is excluded.
+            tracing_disabled=not ctx.settings.TRACING_ENABLED,
+            trace_include_sensitive_data=ctx.settings.TRACING_INCLUDE_CONTENT,
         ),
     )
     try:
@@ -155,7 +170,7 @@ async def _run_agent(
         await _settled(result)
         raise
     final = result.final_output if isinstance(result.final_output, str) else recorder.text
-    return final, _usage(result)
+    return final, _usage(result), result.last_agent
 
 
 async def _settled(result: RunResultStreaming) -> None:
@@ -180,6 +195,7 @@ async def _keep_what_it_did(
     recorder: TurnRecorder,
     usage: TurnUsage,
     ctx: StepContext,
+    agent: Agent[Any],
     status: TurnStatus,
     error_code: str | None,
 ) -> None:
@@ -205,7 +221,7 @@ async def _keep_what_it_did(
                 recorder=recorder,
                 usage=usage,
                 stats=stats,
-                agent=ctx.agent,
+                agent=agent,
             )
     except (SQLAlchemyError, OSError, LeaseLostError, MemoryUnavailableError, sqlite3.Error) as e:
         logger.warning("Turn %s: what it did could not be saved (%s)", turn.id, type(e).__name__)

@@ -33,7 +33,9 @@ class TurnRecorder:
             return None
         if not isinstance(event, RunItemStreamEvent):
             return None
-        if event.name == "tool_called":
+        # A handoff is a function call too (`transfer_to_<agent>`): it is shown, logged and
+        # rebuilt into memory like any tool call, so a rebuilt memory keeps it.
+        if event.name in ("tool_called", "handoff_requested"):
             raw = _as_dict(event.item.raw_item)
             call = ToolCallRecord(
                 call_id=str(raw.get("call_id", "")),
@@ -44,7 +46,7 @@ class TurnRecorder:
             return TurnEvent.TOOL_CALL, ToolCall(
                 call_id=call.call_id, name=call.name, arguments=call.arguments
             )
-        if event.name == "tool_output":
+        if event.name in ("tool_output", "handoff_occured"):
             raw = _as_dict(event.item.raw_item)
             call_id = str(raw.get("call_id", ""))
             output = _output_text(getattr(event.item, "output", raw.get("output")))

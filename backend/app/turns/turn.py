@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -33,6 +34,7 @@ class RunningTurn:
     id: uuid.UUID
     user_id: uuid.UUID
     thread_id: uuid.UUID
+    agent: str  # the AGENTS name of the thread's agent
     text: str
     user_message: MessagePublic
     log: TurnLog = field(default_factory=TurnLog)
@@ -44,6 +46,10 @@ class RunningTurn:
     generation: int = 0  # the memory generation PostgreSQL recorded when the turn began
     lease_lost: bool = False  # set by the lease keeper: write nothing more
     cancel_requested: bool = False  # the user pressed stop: keep the partial reply
+    # Where the turn's own memory begins, when opening already wrote it (a retry holds the
+    # user's item, and what a failed attempt did, before the run); None: memory's end.
+    mark: int | None = None
+    run_input: str | list[Any] | None = None  # what the run adds to memory; None: `text`
     kept: MessagePublic | None = None  # what a failed or stopped turn saved of its reply
     released: bool = False  # the lease went back with the turn's last write
 

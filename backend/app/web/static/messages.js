@@ -11,6 +11,10 @@ const RENDER_INTERVAL_MS = 40; // re-render streamed markdown at most this often
 const ERROR_TEXT = {
   model_error: 'The model answered with an error.',
   model_unavailable: 'The model could not be reached.',
+  model_rate_limited: 'The model provider is rate limiting this server.',
+  model_context_too_long: 'This conversation is too long for the model.',
+  model_bad_request: 'The model provider refused the request.',
+  model_misconfigured: "The server's model settings are wrong.",
   timeout: 'The reply took too long and was cut off.',
   memory_busy: "This conversation's memory was busy.",
   storage_unavailable: 'The server could not save the reply.',
@@ -18,6 +22,15 @@ const ERROR_TEXT = {
   cancelled: 'The reply was stopped.',
   internal_error: 'Something went wrong on the server.',
 };
+
+// What the user can do about a failed turn.
+function errorAdvice(code, retryable, retryAfter) {
+  if (retryable && retryAfter) return `This is temporary: try again in ${retryAfter} s.`;
+  if (retryable) return 'This is usually temporary: try again in a moment.';
+  if (code === 'model_misconfigured') return 'Retrying will not help until an operator fixes it.';
+  if (code === 'model_context_too_long') return 'Start a new chat to go on.';
+  return 'Try again, or rephrase your message.';
+}
 
 export function userMessage(message, { pending = false } = {}) {
   return h(
@@ -128,12 +141,10 @@ export class AssistantMessage {
   }
 
   /** The turn failed: say what happened and what the user can do about it. */
-  showError({ code, message, retryable }, onRetry) {
+  showError({ code, message, retryable, retry_after_seconds: retryAfter }, onRetry) {
     if (this.#text) this.#render();
     this.#stopStreaming();
-    const advice = retryable
-      ? 'This is usually temporary: try again in a moment.'
-      : 'Try again, or rephrase your message.';
+    const advice = errorAdvice(code, retryable, retryAfter);
     this.element.classList.add('failed');
     this.element.append(
       h(
