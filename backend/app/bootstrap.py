@@ -22,7 +22,8 @@ from app.assistant.agent import build_agent
 from app.config import ConfigError, Settings
 from app.db import DatabaseTimeouts, SessionMaker, create_engine, create_sessionmaker, redact_url
 from app.embedded_db import start_embedded
-from app.memory import AgentMemoryStore
+from app.memory import AgentMemoryStore, MemoryStore
+from app.node import NodeIdentity
 from app.scheduler.context import JobContext
 from app.turns.runner import TurnRunner
 
@@ -36,6 +37,16 @@ MIGRATION_LOCK_ID = 7_341_902_118
 class Database:
     engine: AsyncEngine
     sessionmaker: SessionMaker
+
+    @property
+    def url(self) -> str:
+        """The URL connected to (the embedded server's when DATABASE_URL is unset)."""
+        return self.engine.url.render_as_string(hide_password=False)
+
+
+def memory_node(settings: Settings, store: MemoryStore) -> str | None:
+    """Where memory lives: this node, for node-local files; None for a shared backend."""
+    return settings.node_id if isinstance(store, AgentMemoryStore) else None
 
 
 @asynccontextmanager
@@ -115,10 +126,20 @@ def build_memory_store(settings: Settings) -> AgentMemoryStore:
 
 
 def build_job_context(
-    settings: Settings, database: Database, memory_store: AgentMemoryStore
+    settings: Settings,
+    database: Database,
+    memory_store: AgentMemoryStore,
+    node: NodeIdentity | None = None,
 ) -> JobContext:
+    """The jobs' dependencies; `node`: the server's identity (the CLI has none of its own:
+    its leases simply expire if it dies)."""
     return JobContext(
-        sessionmaker=database.sessionmaker, memory_store=memory_store, settings=settings
+        sessionmaker=database.sessionmaker,
+        memory_store=memory_store,
+        settings=settings,
+        node_id=settings.node_id,
+        memory_node=memory_node(settings, memory_store),
+        incarnation=node.incarnation if node is not None else None,
     )
 
 
@@ -127,6 +148,7 @@ def build_turn_runner(
     database: Database,
     memory_store: AgentMemoryStore,
     *,
+    node: NodeIdentity | None = None,
     model: Model | None = None,
 ) -> TurnRunner:
     """The turn runner with the agent the settings choose (`model` replaces its model)."""
@@ -137,4 +159,7 @@ def build_turn_runner(
         memory_store=memory_store,
         agent=agent,
         settings=settings,
+        incarnation=node.incarnation if node is not None else None,
+        memory_node=memory_node(settings, memory_store),
+        listen_url=settings.DATABASE_LISTEN_URL or database.url,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from app.api.dev import include_dev_routes
 from app.api.router import api_router
 from app.auth import TokenService
 from app.bootstrap import (
+    Database,
     build_job_context,
     build_memory_store,
     build_turn_runner,
@@ -28,10 +30,12 @@ from app.db import SessionMaker
 from app.errors import register_exception_handlers
 from app.logging import configure_logging
 from app.memory import AgentMemoryStore
-from app.metrics import MetricsMiddleware
+from app.metrics import THREADS_FREED_AT_START, MetricsMiddleware, mark_worker_exited
 from app.middleware import BodySizeLimitMiddleware
+from app.node import NodeIdentity, join_node
 from app.scheduler.context import JobContext
 from app.scheduler.registry import build_scheduler, run_job
+from app.services.nodes import register_incarnation
 from app.services.users import UserIdCache
 from app.turns.runner import TurnRunner
 from app.web.docs import add_docs
@@ -49,41 +53,62 @@ class State(TypedDict):
     job_context: JobContext
     user_ids: UserIdCache
     scheduler: AsyncIOScheduler | None
+    node: NodeIdentity
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     settings: Settings = app.state.settings
-    async with open_database(settings) as database:
-        memory_store = build_memory_store(settings)
-        turn_runner = build_turn_runner(
-            settings, database, memory_store, model=app.state.model_override
+    membership = await asyncio.to_thread(join_node, settings.DATA_DIR, settings.node_id)
+    node = membership.identity
+    try:
+        async with open_database(settings) as database:
+            # A new start of this node frees what its previous start held (a crash): those
+            # threads answer again now, not when their leases expire.
+            THREADS_FREED_AT_START.inc(await register_incarnation(database.sessionmaker, node))
+            async with _serving(app, settings, database, node) as state:
+                yield state
+    finally:
+        membership.close()
+        mark_worker_exited()
+
+
+@asynccontextmanager
+async def _serving(
+    app: FastAPI, settings: Settings, database: Database, node: NodeIdentity
+) -> AsyncIterator[State]:
+    """Everything the app serves with, built on an open database; torn down in reverse."""
+    memory_store = build_memory_store(settings)
+    turn_runner = build_turn_runner(
+        settings, database, memory_store, node=node, model=app.state.model_override
+    )
+    await turn_runner.startup()
+    job_context = build_job_context(settings, database, memory_store, node)
+    scheduler = build_scheduler(job_context) if settings.SCHEDULER_ENABLED else None
+    if scheduler is not None:
+        scheduler.start()
+        # Repair what a crash left half-done, without delaying startup.
+        scheduler.add_job(
+            run_job,
+            args=["reconcile", job_context],
+            kwargs={"trigger": "startup"},
+            id="reconcile-on-startup",
         )
-        job_context = build_job_context(settings, database, memory_store)
-        scheduler = build_scheduler(job_context) if settings.SCHEDULER_ENABLED else None
-        if scheduler is not None:
-            scheduler.start()
-            # Repair what a crash left half-done, without delaying startup.
-            scheduler.add_job(
-                run_job,
-                args=["reconcile", job_context],
-                kwargs={"trigger": "startup"},
-                id="reconcile-on-startup",
-            )
-        yield State(
-            engine=database.engine,
-            sessionmaker=database.sessionmaker,
-            memory_store=memory_store,
-            token_service=TokenService.from_settings(settings),
-            turn_runner=turn_runner,
-            job_context=job_context,
-            user_ids=UserIdCache(),
-            scheduler=scheduler,
-        )
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
-        await turn_runner.aclose()
-        memory_store.close()
+    yield State(
+        engine=database.engine,
+        sessionmaker=database.sessionmaker,
+        memory_store=memory_store,
+        token_service=TokenService.from_settings(settings),
+        turn_runner=turn_runner,
+        job_context=job_context,
+        user_ids=UserIdCache(),
+        scheduler=scheduler,
+        node=node,
+    )
+    if scheduler is not None:
+        scheduler.shutdown(wait=False)
+    await turn_runner.aclose()
+    memory_store.close()
 
 
 def create_app(settings: Settings | None = None, *, model: Model | None = None) -> FastAPI:

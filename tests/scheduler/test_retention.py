@@ -250,7 +250,12 @@ class TestSchedule:
         now = datetime(2026, 6, 1, 12, 0, tzinfo=job.trigger.timezone)
         fire = job.trigger.get_next_fire_time(None, now)
         assert (fire.hour, fire.minute, fire.day, str(fire.tzinfo)) == (3, 0, 2, "Europe/Paris")
-        assert {j.id for j in scheduler.get_jobs()} == {"cleanup", "prune", "sweep-orphans"}
+        assert {j.id for j in scheduler.get_jobs()} == {
+            "cleanup",
+            "prune",
+            "sweep-orphans",
+            "expire-turn-events",
+        }
 
     def test_interval_from_settings_and_no_cleanup_when_disabled(
         self, running, settings_factory

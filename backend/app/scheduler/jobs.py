@@ -24,7 +24,7 @@ from app.db import session_scope
 from app.models import MemoryState, Thread
 from app.models.base import utc_now
 from app.scheduler.context import JobContext
-from app.services import leases
+from app.services import leases, turn_events
 from app.turns.memory import reconcile_memory
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,11 @@ async def claimed_batches(
             ctx.on_progress(start, len(candidates))
         async with session_scope(ctx.sessionmaker) as db:
             batch = await leases.claim_batch(
-                db, candidates[start : start + size], where, holder=lease_id
+                db,
+                candidates[start : start + size],
+                where,
+                holder=lease_id,
+                incarnation=ctx.incarnation,
             )
         if batch:
             yield batch
@@ -300,6 +304,19 @@ async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]
         "diverged_ids": found[:50],
         "dry_run": dry_run,
     }
+
+
+async def expire_turn_events(ctx: JobContext) -> dict[str, Any]:
+    """Remove the stream events of turns that ended more than TURN_REPLAY_SECONDS ago (and
+    of turns a crash left running, once no turn could still be that old)."""
+    settings = ctx.settings
+    after_end = timedelta(seconds=settings.TURN_REPLAY_SECONDS)
+    max_age = after_end + timedelta(
+        seconds=settings.MAX_TURN_SECONDS + 2 * settings.TURN_LEASE_SECONDS
+    )
+    async with session_scope(ctx.sessionmaker) as db:
+        removed = await turn_events.expire(db, after_end=after_end, max_age=max_age)
+    return {"removed": removed}
 
 
 async def verify(ctx: JobContext) -> dict[str, Any]:

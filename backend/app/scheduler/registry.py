@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 JobFunction = Callable[..., Awaitable[dict[str, Any]]]
 
+# How often stream events past TURN_REPLAY_SECONDS are removed (one indexed DELETE).
+EXPIRE_TURN_EVENTS_SECONDS = 60
+
 # Job id (CLI and admin name) -> function. The id is the function's name in kebab case.
 JOBS: dict[str, JobFunction] = {
     "cleanup": jobs.cleanup,
@@ -37,6 +40,7 @@ JOBS: dict[str, JobFunction] = {
     "sweep-orphans": jobs.sweep_orphans,
     "vacuum": jobs.vacuum,
     "reconcile": jobs.reconcile,
+    "expire-turn-events": jobs.expire_turn_events,
 }
 
 
@@ -115,4 +119,5 @@ def build_scheduler(ctx: JobContext) -> AsyncIOScheduler:
         "sweep-orphans",
         CronTrigger(hour=settings.AGENT_SESSION_CLEANUP_HOUR, minute=30, timezone=tz),
     )
+    add("expire-turn-events", IntervalTrigger(seconds=EXPIRE_TURN_EVENTS_SECONDS, timezone=tz))
     return scheduler

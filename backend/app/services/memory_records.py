@@ -90,6 +90,18 @@ def thread_memory_info(thread: Thread) -> ThreadMemoryInfo:
     )
 
 
+async def next_generation(db: AsyncSession) -> int:
+    """A new memory generation, never handed out before (a PostgreSQL sequence).
+
+    Drawn from a sequence rather than counted up per thread, so a file stamped by a rebuild
+    whose transaction never committed cannot carry a number that another node commits later
+    for a different state: the file would look current while it is not.
+    """
+    value = await db.scalar(sa.select(sa.func.nextval("memory_generations")))
+    assert value is not None  # nextval always returns a number
+    return int(value)
+
+
 async def record_memory(
     db: AsyncSession,
     thread_id: uuid.UUID,
@@ -99,15 +111,19 @@ async def record_memory(
     message_count: int | None = None,
     state: MemoryState = MemoryState.ACTIVE,
     pruned: bool = False,
+    node: str | None = None,
 ) -> None:
     """Mirror the file's facts on the thread row (no stats: no file, zeros).
 
     Args:
         generation: the memory generation the file was (or is about to be) stamped with.
         message_count: how many log messages the memory now reflects.
+        node: the node whose local file now holds this state (None: memory is not
+            node-local); other nodes' copies are stale from now on.
     """
     values: dict[str, Any] = {
         "memory_state": state,
+        "memory_node": node,
         "memory_item_count": stats.items if stats else 0,
         "memory_bytes": stats.bytes if stats else 0,
         "memory_last_item_id": stats.last_id if stats else None,

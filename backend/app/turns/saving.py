@@ -58,14 +58,14 @@ async def save_reply(
     agent: Agent[Any],
 ) -> Saved:
     """A completed turn: the reply, its status and cost, the bookkeeping, the lease back."""
-    thread = await lock_lease(db, turn)
+    await lock_lease(db, turn)
     meta = {
         **_common_meta(turn, recorder, usage, agent, TurnStatus.COMPLETED),
         **({"oversized_turn": True} if pruned.oversized_turn else {}),
     }
     message = await _append_reply(db, turn, text, meta, TurnStatus.COMPLETED)
     return await _finish(
-        db, turn, thread, message, TurnStatus.COMPLETED, None, usage, stats, pruned.removed > 0
+        db, turn, message, TurnStatus.COMPLETED, None, usage, stats, pruned.removed > 0
     )
 
 
@@ -84,13 +84,13 @@ async def save_partial(
 
     `stats` are those of memory once it holds what is kept (None when nothing is kept).
     """
-    thread = await lock_lease(db, turn)
+    await lock_lease(db, turn)
     message = None
     if recorder.metadata_tool_calls(completed_only=True) or recorder.text:
         meta = _common_meta(turn, recorder, usage, agent, status, completed_only=True)
         meta.update({"status": str(status), **({"error": error_code} if error_code else {})})
         message = await _append_reply(db, turn, recorder.text, meta, status)
-    return await _finish(db, turn, thread, message, status, error_code, usage, stats, False)
+    return await _finish(db, turn, message, status, error_code, usage, stats, False)
 
 
 def _common_meta(
@@ -138,7 +138,6 @@ async def _append_reply(
 async def _finish(
     db: AsyncSession,
     turn: RunningTurn,
-    thread: Thread,
     appended: tuple[Any, int] | None,
     status: TurnStatus,
     error_code: str | None,
@@ -157,7 +156,7 @@ async def _finish(
     generation = None
     if appended is not None and stats is not None:
         message_row, count = appended
-        generation = thread.memory_generation + 1
+        generation = await memory_records.next_generation(db)
         await memory_records.record_memory(
             db,
             turn.thread_id,
@@ -165,6 +164,7 @@ async def _finish(
             generation=generation,
             message_count=count,
             pruned=pruned,
+            node=turn.memory_node,
         )
     await leases.release(db, [turn.thread_id], turn.id)
     public = None if appended is None else message_public(appended[0], status)
