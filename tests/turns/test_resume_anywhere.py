@@ -17,7 +17,7 @@ from app.models import Turn
 from app.services import turn_events
 from app.turns import event_feed, stored_events
 from app.turns.log import TurnLog
-from tests.conftest import RunningApp, start_app
+from tests.conftest import RunningApp, node_settings, start_app
 from tests.factories import create_thread
 from tests.sse import Event, iter_events, send
 
@@ -72,8 +72,8 @@ def assert_continues(full: list[Event], tail: list[Event], after: int) -> None:
 
 
 async def two_nodes(settings_factory, tmp_path, model, **b_overrides):
-    a = start_app(settings_factory(DATA_DIR=tmp_path / "a", NODE_ID="node-a"), model=model)
-    b = start_app(settings_factory(DATA_DIR=tmp_path / "b", NODE_ID="node-b", **b_overrides))
+    a = start_app(node_settings(settings_factory, tmp_path, "a"), model=model)
+    b = start_app(node_settings(settings_factory, tmp_path, "b", **b_overrides))
     return a, b
 
 
