@@ -86,6 +86,16 @@ ACTIVE_SESSIONS = Gauge(
 MEMORY_BYTES = Gauge(
     "threadkeeper_memory_bytes", "Bytes of all memory files (bookkeeping)", multiprocess_mode="max"
 )
+IDLE_SESSIONS = Gauge(
+    "threadkeeper_memory_idle_sessions",
+    "Threads with live memory but no turn for a day (bookkeeping)",
+    multiprocess_mode="max",
+)
+SESSIONS_OVER_CAP = Gauge(
+    "threadkeeper_memory_sessions_over_cap",
+    "Threads whose memory holds more items than AGENT_SESSION_MAX_MESSAGES (bookkeeping)",
+    multiprocess_mode="max",
+)
 ITEMS_PER_SESSION = Gauge(
     "threadkeeper_memory_items_per_session",
     "Average items per live session",

@@ -7,7 +7,7 @@ rows, so stats are one SQL query however many memory files there are.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +20,10 @@ from app.memory import MemoryStats
 from app.models import MemoryState, Thread
 from app.models.base import utc_now
 
+# A live session with no turn for this long counts as idle (the dashboards' "without recent
+# activity"): memory retention will expire it unless the thread is used again.
+IDLE_AFTER = timedelta(days=1)
+
 
 class MemoryTotals(BaseModel):
     sessions: int
@@ -30,6 +34,7 @@ class MemoryTotals(BaseModel):
     newest_activity_at: datetime | None
     over_cap: int
     expired: int
+    idle: int = 0  # live sessions without a turn for IDLE_AFTER
 
 
 class ThreadMemoryInfo(BaseModel):
@@ -55,10 +60,13 @@ async def memory_totals(db: AsyncSession, *, max_items: int) -> MemoryTotals:
                 sa.func.max(Thread.last_activity_at).filter(active),
                 sa.func.count().filter(active, col(Thread.memory_item_count) > max_items),
                 sa.func.count().filter(col(Thread.memory_state) == MemoryState.EXPIRED),
+                sa.func.count().filter(
+                    active, col(Thread.last_activity_at) < sa.func.now() - IDLE_AFTER
+                ),
             )
         )
     ).one()
-    sessions, items, size, oldest, newest, over_cap, expired = row
+    sessions, items, size, oldest, newest, over_cap, expired, idle = row
     return MemoryTotals(
         sessions=sessions,
         total_items=items,
@@ -68,6 +76,7 @@ async def memory_totals(db: AsyncSession, *, max_items: int) -> MemoryTotals:
         newest_activity_at=newest,
         over_cap=over_cap,
         expired=expired,
+        idle=idle,
     )
 
 
