@@ -325,7 +325,7 @@ class TestNodes:
         ready = server.start()
         began, accepted = time.monotonic(), None
 
-        def on_event(event) -> None:
+        def on_event(_event) -> None:
             nonlocal accepted
             if accepted is None:  # user_message: the turn was accepted, not 409
                 accepted = time.monotonic() - began
