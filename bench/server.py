@@ -67,7 +67,11 @@ def server_env(data_dir: Path, port: int, database_url: str, secret: str) -> dic
 
 @contextlib.contextmanager
 def running_server(
-    workers: int, data_dir: Path, database_url: str, secret: str
+    workers: int,
+    data_dir: Path,
+    database_url: str,
+    secret: str,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """Start `python -m app serve --workers N`, wait until ready, always kill it at the end."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +81,7 @@ def running_server(
         proc = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--workers", str(workers)],
             cwd=REPO_ROOT,
-            env=server_env(data_dir, port, database_url, secret),
+            env={**server_env(data_dir, port, database_url, secret), **(extra_env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: workers die with it

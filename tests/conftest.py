@@ -82,6 +82,19 @@ def settings_factory(database_url: str, tmp_path: Path) -> Callable[..., Setting
     return _make
 
 
+def node_settings(
+    settings_factory: Callable[..., Settings], tmp_path: Path, name: str, **overrides: object
+) -> Settings:
+    """Settings of node `name`: a DATA_DIR (memory files included) and NODE_ID of its own."""
+    data_dir = tmp_path / name
+    return settings_factory(
+        DATA_DIR=data_dir,
+        AGENT_SESSION_DIR=data_dir / "sessions",
+        NODE_ID=f"node-{name}",
+        **overrides,
+    )
+
+
 @pytest.fixture
 def settings(settings_factory: Callable[..., Settings]) -> Settings:
     return settings_factory()

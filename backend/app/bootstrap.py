@@ -24,7 +24,8 @@ from app.assistant.registry import AgentRegistry, load_agents
 from app.config import ConfigError, Settings
 from app.db import DatabaseTimeouts, SessionMaker, create_engine, create_sessionmaker, redact_url
 from app.embedded_db import start_embedded
-from app.memory import AgentMemoryStore
+from app.memory import AgentMemoryStore, MemoryStore
+from app.node import NodeIdentity
 from app.scheduler.context import JobContext
 from app.turns.runner import TurnRunner
 
@@ -38,6 +39,16 @@ MIGRATION_LOCK_ID = 7_341_902_118
 class Database:
     engine: AsyncEngine
     sessionmaker: SessionMaker
+
+    @property
+    def url(self) -> str:
+        """The URL connected to (the embedded server's when DATABASE_URL is unset)."""
+        return self.engine.url.render_as_string(hide_password=False)
+
+
+def memory_node(settings: Settings, store: MemoryStore) -> str | None:
+    """Where memory lives: this node, for node-local files; None for a shared backend."""
+    return settings.node_id if isinstance(store, AgentMemoryStore) else None
 
 
 @asynccontextmanager
@@ -117,10 +128,20 @@ def build_memory_store(settings: Settings) -> AgentMemoryStore:
 
 
 def build_job_context(
-    settings: Settings, database: Database, memory_store: AgentMemoryStore
+    settings: Settings,
+    database: Database,
+    memory_store: AgentMemoryStore,
+    node: NodeIdentity | None = None,
 ) -> JobContext:
+    """The jobs' dependencies; `node`: the server's identity (the CLI has none of its own:
+    its leases simply expire if it dies)."""
     return JobContext(
-        sessionmaker=database.sessionmaker, memory_store=memory_store, settings=settings
+        sessionmaker=database.sessionmaker,
+        memory_store=memory_store,
+        settings=settings,
+        node_id=settings.node_id,
+        memory_node=memory_node(settings, memory_store),
+        incarnation=node.incarnation if node is not None else None,
     )
 
 
@@ -167,6 +188,8 @@ def build_turn_runner(
     database: Database,
     memory_store: AgentMemoryStore,
     agents: AgentRegistry,
+    *,
+    node: NodeIdentity | None = None,
 ) -> TurnRunner:
     """The turn runner, serving each thread with its agent."""
     return TurnRunner(
@@ -174,4 +197,7 @@ def build_turn_runner(
         memory_store=memory_store,
         agents=agents,
         settings=settings,
+        incarnation=node.incarnation if node is not None else None,
+        memory_node=memory_node(settings, memory_store),
+        listen_url=settings.DATABASE_LISTEN_URL or database.url,
     )

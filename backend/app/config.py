@@ -66,6 +66,10 @@ class Settings(BaseSettings):
 
     # PostgreSQL. Unset means "start the embedded server under DATA_DIR/postgres".
     DATABASE_URL: str | None = None
+    # A session-mode connection for LISTEN (turn events followed live on other nodes).
+    # Unset: DATABASE_URL. Behind a transaction-mode pooler (PgBouncer, Neon's "-pooler"
+    # host) set the direct URL; without working LISTEN, followers poll instead.
+    DATABASE_LISTEN_URL: str | None = None
     DATABASE_POOL_SIZE: PositiveInt = 20
     DATABASE_POOL_TIMEOUT_SECONDS: PositiveInt = 5
     DATABASE_CONNECT_TIMEOUT_SECONDS: PositiveInt = 5
@@ -91,11 +95,16 @@ class Settings(BaseSettings):
     AGENT_SESSION_MIN_FREE_MB: Annotated[int, Field(ge=0, le=1_000_000)] = 64
     SCHEDULER_ENABLED: bool = True
 
-    # Turns: the thread lease, and finished turns kept for clients resuming a stream.
+    # Turns: the thread lease, and their events kept in PostgreSQL for clients resuming a
+    # stream on any node (written in batches every TURN_EVENTS_FLUSH_MS; 0: not kept, a
+    # stream resumes only on the worker running its turn).
     TURN_LEASE_SECONDS: Annotated[int, Field(ge=3, le=3600)] = 30
     TURN_REPLAY_SECONDS: Annotated[int, Field(ge=0, le=86_400)] = 300
-    TURN_REPLAY_MAX_TURNS: Annotated[int, Field(ge=0, le=100_000)] = 1_000
-    TURN_REPLAY_MAX_MB: Annotated[int, Field(ge=0, le=100_000)] = 64
+    TURN_EVENTS_FLUSH_MS: Annotated[int, Field(ge=0, le=10_000)] = 100
+    TURN_EVENTS_POLL_MS: Annotated[int, Field(ge=20, le=60_000)] = 500
+
+    # This node (the processes sharing DATA_DIR): unset, the host name and DATA_DIR.
+    NODE_ID: Annotated[str | None, Field(max_length=255)] = None
 
     # Auth: HS256 with a shared secret, or RS256/ES256 with a public key.
     AUTH_JWT_SECRET: str | None = None
@@ -167,6 +176,11 @@ class Settings(BaseSettings):
         if not value.startswith("postgresql+psycopg://"):
             raise ValueError("must be a postgresql:// URL")
         return value
+
+    @field_validator("DATABASE_LISTEN_URL", mode="before")
+    @classmethod
+    def _normalize_listen_url(cls, value: Any) -> Any:
+        return cls._normalize_database_url(value)
 
     @field_validator("CORS_ALLOW_ORIGINS", mode="before")
     @classmethod
@@ -268,6 +282,13 @@ class Settings(BaseSettings):
     @property
     def agent_session_dir(self) -> Path:
         return self.AGENT_SESSION_DIR or self.DATA_DIR / "sessions"
+
+    @property
+    def node_id(self) -> str:
+        """This node's id: NODE_ID, else the host name and DATA_DIR (see `app.node`)."""
+        from app.node import default_node_id
+
+        return self.NODE_ID or default_node_id(self.DATA_DIR)
 
     @property
     def embedded_pgdata_dir(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,8 @@ from app.assistant.provider import ModelProvider
 from app.assistant.registry import AgentRegistry
 from app.auth import TokenService
 from app.bootstrap import (
+    Assistant,
+    Database,
     build_assistant,
     build_job_context,
     build_memory_store,
@@ -32,10 +35,12 @@ from app.errors import register_exception_handlers
 from app.logging import configure_logging
 from app.loop_monitor import LoopLagProbe
 from app.memory import AgentMemoryStore
-from app.metrics import MetricsMiddleware
+from app.metrics import THREADS_FREED_AT_START, MetricsMiddleware, mark_worker_exited
 from app.middleware import BodySizeLimitMiddleware
+from app.node import NodeIdentity, join_node
 from app.scheduler.context import JobContext
 from app.scheduler.registry import build_scheduler, run_job
+from app.services.nodes import register_incarnation
 from app.services.users import UserIdCache
 from app.turns.runner import TurnRunner
 from app.web.docs import add_docs
@@ -55,6 +60,7 @@ class State(TypedDict):
     job_context: JobContext
     user_ids: UserIdCache
     scheduler: AsyncIOScheduler | None
+    node: NodeIdentity
 
 
 @asynccontextmanager
@@ -62,36 +68,56 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     settings: Settings = app.state.settings
     # Before the database: a plug-in that cannot be imported is the first thing to report.
     assistant = build_assistant(settings, model=app.state.model_override)
-    async with open_database(settings) as database, _loop_lag_probe():
-        memory_store = build_memory_store(settings)
-        turn_runner = build_turn_runner(settings, database, memory_store, assistant.agents)
-        job_context = build_job_context(settings, database, memory_store)
-        scheduler = build_scheduler(job_context) if settings.SCHEDULER_ENABLED else None
-        if scheduler is not None:
-            scheduler.start()
-            # Repair what a crash left half-done, without delaying startup.
-            scheduler.add_job(
-                run_job,
-                args=["reconcile", job_context],
-                kwargs={"trigger": "startup"},
-                id="reconcile-on-startup",
-            )
-        yield State(
-            engine=database.engine,
-            sessionmaker=database.sessionmaker,
-            memory_store=memory_store,
-            token_service=TokenService.from_settings(settings),
-            model_provider=assistant.provider,
-            agents=assistant.agents,
-            turn_runner=turn_runner,
-            job_context=job_context,
-            user_ids=UserIdCache(),
-            scheduler=scheduler,
+    membership = await asyncio.to_thread(join_node, settings.DATA_DIR, settings.node_id)
+    node = membership.identity
+    try:
+        async with open_database(settings) as database, _loop_lag_probe():
+            # A new start of this node frees what its previous start held (a crash): those
+            # threads answer again now, not when their leases expire.
+            THREADS_FREED_AT_START.inc(await register_incarnation(database.sessionmaker, node))
+            async with _serving(settings, database, node, assistant) as state:
+                yield state
+    finally:
+        membership.close()
+        mark_worker_exited()
+
+
+@asynccontextmanager
+async def _serving(
+    settings: Settings, database: Database, node: NodeIdentity, assistant: Assistant
+) -> AsyncIterator[State]:
+    """Everything the app serves with, built on an open database; torn down in reverse."""
+    memory_store = build_memory_store(settings)
+    turn_runner = build_turn_runner(settings, database, memory_store, assistant.agents, node=node)
+    await turn_runner.startup()
+    job_context = build_job_context(settings, database, memory_store, node)
+    scheduler = build_scheduler(job_context) if settings.SCHEDULER_ENABLED else None
+    if scheduler is not None:
+        scheduler.start()
+        # Repair what a crash left half-done, without delaying startup.
+        scheduler.add_job(
+            run_job,
+            args=["reconcile", job_context],
+            kwargs={"trigger": "startup"},
+            id="reconcile-on-startup",
         )
-        if scheduler is not None:
-            scheduler.shutdown(wait=False)
-        await turn_runner.aclose()
-        memory_store.close()
+    yield State(
+        engine=database.engine,
+        sessionmaker=database.sessionmaker,
+        memory_store=memory_store,
+        token_service=TokenService.from_settings(settings),
+        model_provider=assistant.provider,
+        agents=assistant.agents,
+        turn_runner=turn_runner,
+        job_context=job_context,
+        user_ids=UserIdCache(),
+        scheduler=scheduler,
+        node=node,
+    )
+    if scheduler is not None:
+        scheduler.shutdown(wait=False)
+    await turn_runner.aclose()
+    memory_store.close()
 
 
 @asynccontextmanager

@@ -3,13 +3,17 @@
 Counters and histograms live in prometheus-client's default registry, as the library
 intends. Gauges about stored memory are refreshed from PostgreSQL bookkeeping when /metrics
 is scraped, so every worker and pod reports the same totals. With several uvicorn workers,
-set PROMETHEUS_MULTIPROC_DIR so counters from all workers are merged.
+`python -m app serve --workers N` prepares prometheus-client's multiprocess mode itself (a
+fresh DATA_DIR/metrics before the workers start), so /metrics merges every worker's counters
+whichever worker answers; an operator's own PROMETHEUS_MULTIPROC_DIR is used as it is.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -71,6 +75,14 @@ RECOVERY_REASONS = (
 )
 for _reason in RECOVERY_REASONS:  # export zeros, so rate() and alerts work from the start
     RECOVERIES.labels(_reason)
+TURN_EVENT_BATCHES = Counter(
+    "threadkeeper_turn_event_batches_total",
+    "Batches of turn events written to PostgreSQL (one row each, for resuming anywhere)",
+)
+THREADS_FREED_AT_START = Counter(
+    "threadkeeper_leases_freed_at_start_total",
+    "Thread leases freed at startup because this node's previous start held them",
+)
 JOB_RUNS = Counter("threadkeeper_job_runs_total", "Maintenance job runs", ["job", "status"])
 ACTIVE_SESSIONS = Gauge(
     "threadkeeper_memory_active_sessions",
@@ -79,6 +91,16 @@ ACTIVE_SESSIONS = Gauge(
 )
 MEMORY_BYTES = Gauge(
     "threadkeeper_memory_bytes", "Bytes of all memory files (bookkeeping)", multiprocess_mode="max"
+)
+IDLE_SESSIONS = Gauge(
+    "threadkeeper_memory_idle_sessions",
+    "Threads with live memory but no turn for a day (bookkeeping)",
+    multiprocess_mode="max",
+)
+SESSIONS_OVER_CAP = Gauge(
+    "threadkeeper_memory_sessions_over_cap",
+    "Threads whose memory holds more items than AGENT_SESSION_MAX_MESSAGES (bookkeeping)",
+    multiprocess_mode="max",
 )
 ITEMS_PER_SESSION = Gauge(
     "threadkeeper_memory_items_per_session",
@@ -93,9 +115,33 @@ JOB_LAST_SUCCESS = Gauge(
 )
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_multiprocess(directory: Path) -> Path:
+    """Before uvicorn starts several workers: multiprocess mode in a fresh, empty directory.
+
+    Set in the environment the workers inherit; prometheus-client reads it when a worker
+    imports it. Files of an earlier run are removed (their counters would be added).
+    Returns the directory in use (an operator's own PROMETHEUS_MULTIPROC_DIR wins).
+    """
+    if os.environ.get(MULTIPROC_ENV):
+        return Path(os.environ[MULTIPROC_ENV])
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, mode=0o700)
+    os.environ[MULTIPROC_ENV] = str(directory)
+    return directory
+
+
+def mark_worker_exited() -> None:
+    """In multiprocess mode, drop this worker's live gauges from the merged view."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]  # untyped in the library
+
+
 def render_metrics() -> tuple[bytes, str]:
     """The exposition text, merged across workers in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped in the library
         return generate_latest(registry), CONTENT_TYPE_LATEST

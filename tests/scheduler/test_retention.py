@@ -16,7 +16,7 @@ from app.models import MaintenanceRun, RunStatus
 from app.models.base import utc_now
 from app.scheduler import jobs
 from app.scheduler.context import JobContext
-from app.scheduler.registry import JOBS, build_scheduler, lock_key, run_job
+from app.scheduler.registry import JOBS, build_scheduler, lock_key, lock_name, run_job
 from tests.conftest import start_app
 from tests.factories import (
     age_thread,
@@ -216,7 +216,9 @@ class TestJobLocking:
     async def test_lock_held_by_another_process_skips_and_is_recorded(self, running) -> None:
         ctx = job_context(running)
         async with running.sessionmaker() as other, other.begin():
-            await other.exec(sa.select(sa.func.pg_advisory_xact_lock(lock_key("prune"))))
+            # Another process of the same node: prune works on node-local files.
+            key = lock_key(lock_name("prune", ctx))
+            await other.exec(sa.select(sa.func.pg_advisory_xact_lock(key)))
             skipped = await run_job("prune", ctx, trigger="test")
         ran = await run_job("prune", ctx, trigger="test")
         assert (skipped.status, ran.status) == (RunStatus.SKIPPED, RunStatus.SUCCEEDED)
@@ -250,7 +252,12 @@ class TestSchedule:
         now = datetime(2026, 6, 1, 12, 0, tzinfo=job.trigger.timezone)
         fire = job.trigger.get_next_fire_time(None, now)
         assert (fire.hour, fire.minute, fire.day, str(fire.tzinfo)) == (3, 0, 2, "Europe/Paris")
-        assert {j.id for j in scheduler.get_jobs()} == {"cleanup", "prune", "sweep-orphans"}
+        assert {j.id for j in scheduler.get_jobs()} == {
+            "cleanup",
+            "prune",
+            "sweep-orphans",
+            "expire-turn-events",
+        }
 
     def test_interval_from_settings_and_no_cleanup_when_disabled(
         self, running, settings_factory

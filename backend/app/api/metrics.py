@@ -9,9 +9,11 @@ from sqlmodel import col, select
 from app.api.deps import DbSessionDep, SettingsDep
 from app.metrics import (
     ACTIVE_SESSIONS,
+    IDLE_SESSIONS,
     ITEMS_PER_SESSION,
     JOB_LAST_SUCCESS,
     MEMORY_BYTES,
+    SESSIONS_OVER_CAP,
     render_metrics,
 )
 from app.models import MaintenanceRun, RunStatus
@@ -27,6 +29,8 @@ async def metrics(*, db: DbSessionDep, settings: SettingsDep) -> Response:
     ACTIVE_SESSIONS.set(stats.sessions)
     MEMORY_BYTES.set(stats.bytes_on_disk)
     ITEMS_PER_SESSION.set(stats.average_items)
+    IDLE_SESSIONS.set(stats.idle)
+    SESSIONS_OVER_CAP.set(stats.over_cap)
     # Last success per job from the shared table, so every pod reports it, not just the one
     # whose scheduler happened to run the job.
     rows = await db.exec(

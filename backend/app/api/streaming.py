@@ -14,7 +14,7 @@ from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, format_sse_event
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.errors import ErrorPublic, error_body
-from app.turns.log import TurnLog
+from app.turns.log import FollowableLog
 from app.turns.runner import TurnRunner
 from app.turns.turn import RunningTurn, TurnResult
 
@@ -68,7 +68,7 @@ def turn_json_response(result: TurnResult) -> JSONResponse:
     )
 
 
-async def sse_stream(log: TurnLog, after: int = 0) -> AsyncIterator[bytes]:
+async def sse_stream(log: FollowableLog, after: int = 0) -> AsyncIterator[bytes]:
     """The turn's events after id `after` as SSE, with keep-alives while the model thinks."""
     async for event in log.follow(after, idle_timeout_s=KEEPALIVE_SECONDS):
         if event is None:

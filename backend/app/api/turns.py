@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from app.api.deps import DbSessionDep, OwnedThreadDep, TurnRunnerDep
 from app.api.streaming import sse_stream
-from app.errors import ERROR_RESPONSES, ErrorPublic, NotFoundError
+from app.errors import ERROR_RESPONSES, ErrorPublic
 
 router = APIRouter(prefix="/threads", tags=["turns"], responses=ERROR_RESPONSES)
 
@@ -36,16 +36,12 @@ async def resume_turn_events(
 ) -> Response:
     """Resume a turn's stream after the last event id a client saw (header Last-Event-ID).
 
-    A turn is kept by the worker that ran it while it runs and for TURN_REPLAY_SECONDS
-    after; elsewhere the finished turn is in the thread's messages. Resuming at or after the
-    last event of a finished turn returns no events and closes.
+    Works on any worker or node, while the turn runs and for TURN_REPLAY_SECONDS after it
+    ended; later the finished turn is in the thread's messages (404 here). Resuming at or
+    after the last event of a finished turn returns no events and closes.
     """
-    replay = turns.find(turn_id)
-    if replay is None or replay.thread_id != thread.id:
-        raise NotFoundError(
-            f"Turn {turn_id} cannot be resumed here; list the thread's messages instead"
-        )
-    return EventSourceResponse(sse_stream(replay.log, after=last_event_id))
+    events = await turns.events(thread.id, turn_id)
+    return EventSourceResponse(sse_stream(events, after=last_event_id))
 
 
 @router.post(

@@ -17,12 +17,18 @@ cli.add_typer(sessions_cli, name="sessions")
 
 @cli.command()
 def serve(workers: Annotated[int, typer.Option(min=1)] = 1) -> None:
-    """Serve the API with uvicorn on HOST:PORT."""
+    """Serve the API with uvicorn on HOST:PORT (several workers share one node: DATA_DIR)."""
     import uvicorn
 
     settings = load_settings_or_exit()
     from app.assistant.registry import check_factories
     from app.http_server import BoundedHttpToolsProtocol
+    from app.metrics import prepare_multiprocess
+
+    if workers > 1:
+        # Before uvicorn starts the workers: they inherit the directory, so every worker's
+        # counters are merged in /metrics whichever worker answers the scrape.
+        prepare_multiprocess(settings.DATA_DIR / "metrics")
 
     with one_line_errors():  # an AGENTS factory that cannot be imported: one line, exit 2
         check_factories(settings)

@@ -13,6 +13,7 @@ from app.models.message import (
     MessagesPublic,
     message_public,
 )
+from app.models.node import NodeIncarnation, TurnEventBatch
 from app.models.task import Task, TaskCreate, TaskPublic, TasksPublic, TaskUpdate
 from app.models.thread import (
     MemoryState,
@@ -35,6 +36,7 @@ __all__ = [
     "MessagePublic",
     "MessageRole",
     "MessagesPublic",
+    "NodeIncarnation",
     "RunStatus",
     "Task",
     "TaskCreate",
@@ -48,6 +50,7 @@ __all__ = [
     "ThreadUpdate",
     "ThreadsPublic",
     "Turn",
+    "TurnEventBatch",
     "TurnStatus",
     "User",
     "message_public",

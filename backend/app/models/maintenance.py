@@ -37,6 +37,7 @@ class MaintenanceRun(SQLModel, table=True):
         sa_column=sa.Column(JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
     )
     error: str | None = Field(default=None, sa_type=sa.Text)
+    node: str | None = Field(default=None, max_length=255)  # the node that ran it
 
 
 class MaintenanceRunPublic(BaseModel):
@@ -50,6 +51,7 @@ class MaintenanceRunPublic(BaseModel):
     finished_at: datetime | None
     counts: dict[str, Any]
     error: str | None
+    node: str | None = None
 
 
 class MaintenanceRunsPublic(BaseModel):

@@ -35,6 +35,11 @@ class Thread(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_threads_user_recency", "user_id", "last_activity_at", "id"),
         sa.Index("ix_threads_memory_activity", "memory_state", "last_activity_at"),
+        sa.Index(
+            "ix_threads_active_turn_incarnation",
+            "active_turn_incarnation",
+            postgresql_where=sa.text("active_turn_incarnation IS NOT NULL"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -61,6 +66,9 @@ class Thread(SQLModel, table=True):
     memory_message_count: int = Field(
         default=0, nullable=False, sa_column_kwargs={"server_default": "0"}
     )
+    # The node whose local file holds that state (None: memory is not node-local, or it
+    # was saved before nodes were recorded); another node's file for the thread is stale.
+    memory_node: str | None = Field(default=None, max_length=255)
 
     status: str = Field(
         default="active",
@@ -82,6 +90,9 @@ class Thread(SQLModel, table=True):
     active_turn_expires_at: datetime | None = Field(
         default=None, sa_type=sa.DateTime(timezone=True)
     )
+    # The node incarnation of the lease's holder: a restarted node frees its previous
+    # incarnation's leases at once instead of waiting for them to expire.
+    active_turn_incarnation: uuid.UUID | None = Field(default=None)
 
 
 class ThreadStatus(StrEnum):

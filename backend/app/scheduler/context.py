@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,3 +23,9 @@ class JobContext:
     clock: Callable[[], datetime] = field(default=utc_now)
     # Called with (done, total) after each batch: the CLI draws its progress bar with it.
     on_progress: Callable[[int, int], None] | None = None
+    # This node's id, and where memory lives: the node id for node-local files (SQLite),
+    # None for a backend every node shares. Jobs that touch files touch only this node's.
+    node_id: str | None = None
+    memory_node: str | None = None
+    # Recorded with the leases jobs claim (a restarted node frees them at once).
+    incarnation: uuid.UUID | None = None

@@ -6,6 +6,14 @@ functions through `run_job`, which serializes each job across processes and reco
 A job never touches a memory file that a turn holds: before deleting or rewriting a file it
 takes the thread's turn lease in PostgreSQL (skipping threads whose lease is
 taken), so a turn that starts meanwhile gets a 409 instead of writing into a deleted file.
+
+With several nodes (each its own DATA_DIR, one PostgreSQL), memory files are node-local.
+Global decisions (which threads expired: `cleanup`; old stream events) are made once, by
+whichever node holds the job's advisory lock. Jobs that read or rewrite files (`prune`,
+`vacuum`, `reconcile`, `sweep-orphans`) run on every node for its own files only: the threads
+whose current memory this node holds (`threads.memory_node`), or, for rows saved before nodes
+were recorded, whose file is here. `sweep-orphans` also removes this node's copies that another
+node has superseded and those of expired threads.
 """
 
 from __future__ import annotations
@@ -13,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, cast
 
@@ -23,43 +30,19 @@ from sqlmodel import col, select
 from app.db import session_scope
 from app.models import MemoryState, Thread
 from app.models.base import utc_now
+from app.scheduler.batches import (
+    YIELD_EVERY_FILES,
+    claimed_batches,
+    local_threads,
+    present_here,
+    release_lease,
+)
 from app.scheduler.context import JobContext
-from app.services import leases
+from app.scheduler.sweep import sweep_orphans as sweep_orphans  # a job like the others here
+from app.services import turn_events
 from app.turns.memory import reconcile_memory
 
 logger = logging.getLogger(__name__)
-
-# Files deleted between yields to the event loop (each unlink is ~20-60 us).
-YIELD_EVERY_FILES = 8
-
-
-async def claimed_batches(
-    ctx: JobContext, where: Any, *, lease_id: uuid.UUID
-) -> AsyncIterator[list[tuple[uuid.UUID, uuid.UUID]]]:
-    """Yield batches of idle threads matching `where`, each batch under our lease.
-
-    Candidates are read once (oldest activity first), so a job visits each at most once.
-    Each batch is claimed with the same condition re-checked, skipping any thread
-    whose turn lease is taken: a turn in progress is never touched.
-    """
-    async with ctx.sessionmaker() as db:
-        candidates = list(
-            (
-                await db.exec(select(Thread.id).where(where).order_by(col(Thread.last_activity_at)))
-            ).all()
-        )
-    size = ctx.settings.AGENT_SESSION_CLEANUP_BATCH_SIZE
-    for start in range(0, len(candidates), size):
-        if ctx.on_progress is not None:
-            ctx.on_progress(start, len(candidates))
-        async with session_scope(ctx.sessionmaker) as db:
-            batch = await leases.claim_batch(
-                db, candidates[start : start + size], where, holder=lease_id
-            )
-        if batch:
-            yield batch
-    if ctx.on_progress is not None:
-        ctx.on_progress(len(candidates), len(candidates))
 
 
 async def cleanup(
@@ -106,6 +89,7 @@ async def _mark_expired(ctx: JobContext, lease_id: uuid.UUID, ids: list[uuid.UUI
                 memory_state=MemoryState.EXPIRED,
                 memory_item_count=0,
                 memory_bytes=0,
+                memory_node=None,  # every node's copy is stale now (sweep-orphans removes it)
                 active_turn_id=None,
                 active_turn_expires_at=None,
             )
@@ -125,7 +109,7 @@ async def prune(
     recently = ctx.clock() - timedelta(
         minutes=2 * ctx.settings.AGENT_SESSION_PRUNE_INTERVAL_MINUTES
     )
-    where = col(Thread.memory_state) == MemoryState.ACTIVE
+    where = sa.and_(col(Thread.memory_state) == MemoryState.ACTIVE, local_threads(ctx))
     if thread_id is not None:
         where = sa.and_(where, col(Thread.id) == thread_id)
     else:
@@ -142,7 +126,8 @@ async def prune(
         return {"dry_run": True, "would_check": count}
     totals = {"checked": 0, "pruned": 0, "items_removed": 0, "vacuumed": 0}
     lease_id = uuid.uuid4()
-    async for batch in claimed_batches(ctx, where, lease_id=lease_id):
+    async for claimed in claimed_batches(ctx, where, lease_id=lease_id):
+        batch = await present_here(ctx, lease_id, claimed)
         updates = [await _prune_one(ctx, c, u, totals) for c, u in batch]
         await _record_batch(ctx, lease_id, updates)
     return totals
@@ -201,8 +186,9 @@ async def vacuum(ctx: JobContext) -> dict[str, Any]:
     """Vacuum every live memory file whose free pages pass AGENT_SESSION_VACUUM_FREE_RATIO."""
     totals = {"checked": 0, "vacuumed": 0}
     lease_id = uuid.uuid4()
-    where = col(Thread.memory_state) == MemoryState.ACTIVE
-    async for batch in claimed_batches(ctx, where, lease_id=lease_id):
+    where = sa.and_(col(Thread.memory_state) == MemoryState.ACTIVE, local_threads(ctx))
+    async for claimed in claimed_batches(ctx, where, lease_id=lease_id):
+        batch = await present_here(ctx, lease_id, claimed)
         for thread_id, user_id in batch:
             async with ctx.memory_store.open(user_id, thread_id) as memory:
                 if await memory.reclaim(ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO):
@@ -210,47 +196,6 @@ async def vacuum(ctx: JobContext) -> dict[str, Any]:
             totals["checked"] += 1
         await release_lease(ctx, lease_id, [thread_id for thread_id, _ in batch])
     return totals
-
-
-async def release_lease(ctx: JobContext, lease_id: uuid.UUID, ids: list[uuid.UUID]) -> None:
-    """Give back the turn lease of `ids` if we still hold it."""
-    async with session_scope(ctx.sessionmaker) as db:
-        await leases.release(db, ids, lease_id)
-
-
-async def sweep_orphans(ctx: JobContext, *, remove: bool = True) -> dict[str, Any]:
-    """Find memory files with no thread row, and live rows whose file is gone.
-
-    Args:
-        remove: delete orphan files and mark rows without a file expired (they rebuild from
-            the log on their next turn); False only reports.
-    """
-    files = {thread_id: user_id for user_id, thread_id, _ in ctx.memory_store.iter_sessions()}
-    async with ctx.sessionmaker() as db:
-        rows = (await db.exec(select(Thread.id, Thread.user_id, Thread.memory_state))).all()
-    owners = {row[0]: row[1] for row in rows}
-    orphan_files = [(u, c) for c, u in files.items() if owners.get(c) != u]
-    missing = [row[0] for row in rows if row[2] == MemoryState.ACTIVE and row[0] not in files]
-    if remove:
-        for user_id, thread_id in orphan_files:
-            await ctx.memory_store.delete(user_id, thread_id)
-        if missing:
-            async with session_scope(ctx.sessionmaker) as db:
-                await db.exec(
-                    sa.update(Thread)
-                    .where(
-                        col(Thread.id).in_(missing),
-                        col(Thread.active_turn_id).is_(None),
-                    )
-                    .values(memory_state=MemoryState.EXPIRED, memory_item_count=0, memory_bytes=0)
-                )
-    return {
-        "orphan_files": len(orphan_files),
-        "rows_without_file": len(missing),
-        "removed": remove,
-        "orphan_ids": [str(c) for _, c in orphan_files[:50]],
-        "missing_ids": [str(c) for c in missing[:50]],
-    }
 
 
 async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]:
@@ -261,18 +206,22 @@ async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]
     Args:
         dry_run: only report what is wrong (nothing is written, no file is created).
     """
-    where = sa.or_(
-        col(Thread.memory_state) == MemoryState.ACTIVE,
-        sa.and_(  # never saved or cleared, but turns failed since: memory holds their messages
-            col(Thread.memory_state) == MemoryState.EMPTY,
-            col(Thread.message_count) > col(Thread.memory_message_count),
+    where = sa.and_(
+        local_threads(ctx),
+        sa.or_(
+            col(Thread.memory_state) == MemoryState.ACTIVE,
+            sa.and_(  # never saved or cleared, but turns failed since: memory holds them
+                col(Thread.memory_state) == MemoryState.EMPTY,
+                col(Thread.message_count) > col(Thread.memory_message_count),
+            ),
         ),
     )
     reasons: dict[str, int] = {}
     found: list[str] = []
     checked = 0
     lease_id = uuid.uuid4()
-    async for batch in claimed_batches(ctx, where, lease_id=lease_id):
+    async for claimed in claimed_batches(ctx, where, lease_id=lease_id):
+        batch = await present_here(ctx, lease_id, claimed)
         for thread_id, user_id in batch:
             async with (
                 session_scope(ctx.sessionmaker) as db,
@@ -286,6 +235,7 @@ async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]
                     thread,
                     max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES,
                     dry_run=dry_run,
+                    node=ctx.memory_node,
                 )
             checked += 1
             if repair.reason is not None:
@@ -300,6 +250,19 @@ async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]
         "diverged_ids": found[:50],
         "dry_run": dry_run,
     }
+
+
+async def expire_turn_events(ctx: JobContext) -> dict[str, Any]:
+    """Remove the stream events of turns that ended more than TURN_REPLAY_SECONDS ago (and
+    of turns a crash left running, once no turn could still be that old)."""
+    settings = ctx.settings
+    after_end = timedelta(seconds=settings.TURN_REPLAY_SECONDS)
+    max_age = after_end + timedelta(
+        seconds=settings.MAX_TURN_SECONDS + 2 * settings.TURN_LEASE_SECONDS
+    )
+    async with session_scope(ctx.sessionmaker) as db:
+        removed = await turn_events.expire(db, after_end=after_end, max_age=max_age)
+    return {"removed": removed}
 
 
 async def verify(ctx: JobContext) -> dict[str, Any]:

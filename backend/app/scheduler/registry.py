@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 JobFunction = Callable[..., Awaitable[dict[str, Any]]]
 
+# How often stream events past TURN_REPLAY_SECONDS are removed (one indexed DELETE).
+EXPIRE_TURN_EVENTS_SECONDS = 60
+
 # Job id (CLI and admin name) -> function. The id is the function's name in kebab case.
 JOBS: dict[str, JobFunction] = {
     "cleanup": jobs.cleanup,
@@ -37,11 +40,24 @@ JOBS: dict[str, JobFunction] = {
     "sweep-orphans": jobs.sweep_orphans,
     "vacuum": jobs.vacuum,
     "reconcile": jobs.reconcile,
+    "expire-turn-events": jobs.expire_turn_events,
 }
+
+
+# Jobs that read or rewrite memory files: each node runs them for its own files (a lock per
+# node); the others decide for every node at once (one lock for all).
+NODE_JOBS = frozenset({"prune", "vacuum", "sweep-orphans", "reconcile"})
 
 
 class UnknownJobError(KeyError):
     pass
+
+
+def lock_name(name: str, ctx: JobContext) -> str:
+    """The advisory lock a run takes: per node for jobs on node-local files."""
+    if name in NODE_JOBS and ctx.memory_node is not None:
+        return f"{name}@{ctx.memory_node}"
+    return name
 
 
 def lock_key(job: str) -> int:
@@ -61,8 +77,9 @@ async def run_job(
     if name not in JOBS:
         raise UnknownJobError(name)
     async with ctx.sessionmaker() as lock_db, lock_db.begin():
-        got = await lock_db.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(lock_key(name))))
-        run = MaintenanceRun(job=name, trigger=trigger)
+        key = lock_key(lock_name(name, ctx))
+        got = await lock_db.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(key)))
+        run = MaintenanceRun(job=name, trigger=trigger, node=ctx.node_id)
         if not got:
             run.status, run.finished_at = RunStatus.SKIPPED, utc_now()
             JOB_RUNS.labels(name, run.status).inc()
@@ -115,4 +132,5 @@ def build_scheduler(ctx: JobContext) -> AsyncIOScheduler:
         "sweep-orphans",
         CronTrigger(hour=settings.AGENT_SESSION_CLEANUP_HOUR, minute=30, timezone=tz),
     )
+    add("expire-turn-events", IntervalTrigger(seconds=EXPIRE_TURN_EVENTS_SECONDS, timezone=tz))
     return scheduler

@@ -31,7 +31,11 @@ async def leased(ctx: JobContext, thread_id: uuid.UUID) -> AsyncIterator[uuid.UU
     lease_id = uuid.uuid4()
     async with session_scope(ctx.sessionmaker) as db:
         claimed = await leases.claim_batch(
-            db, [thread_id], col(Thread.id) == thread_id, holder=lease_id
+            db,
+            [thread_id],
+            col(Thread.id) == thread_id,
+            holder=lease_id,
+            incarnation=ctx.incarnation,
         )
         if not claimed and await db.get(Thread, thread_id) is None:
             raise NotFoundError(f"Thread {thread_id} not found")
@@ -56,8 +60,9 @@ async def clear(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
                 thread_id,
                 stats=None,
                 state=MemoryState.EMPTY,
-                generation=thread.memory_generation + 1,
+                generation=await memory_records.next_generation(db),
                 message_count=thread.message_count,
+                node=ctx.memory_node,
             )
     return {"thread_id": str(thread_id), "deleted_file": existed}
 
@@ -70,7 +75,7 @@ async def rebuild(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
         session_scope(ctx.sessionmaker) as db,
     ):
         thread = await db.get_one(Thread, thread_id)
-        generation = thread.memory_generation + 1
+        generation = await memory_records.next_generation(db)
         written = await rebuild_memory(
             db,
             memory,
@@ -84,6 +89,7 @@ async def rebuild(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
             stats=await memory.stats(),
             generation=generation,
             message_count=thread.message_count,
+            node=ctx.memory_node,
         )
     return {"thread_id": str(thread_id), "items": written}
 

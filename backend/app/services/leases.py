@@ -53,10 +53,15 @@ async def claim(
     thread_id: uuid.UUID,
     holder: uuid.UUID,
     lease: timedelta,
+    incarnation: uuid.UUID | None = None,
 ) -> Thread:
     """Take the caller's thread's lease in a transaction of its own, committed at once.
 
     One UPDATE ... RETURNING does the lookup, the ownership check and the claim.
+
+    Args:
+        incarnation: the holder's node incarnation (`app.node`): when that node restarts,
+            it frees the lease at once instead of leaving it to expire.
 
     Returns:
         The thread as of the claim (detached; its lease is `holder`'s).
@@ -75,7 +80,11 @@ async def claim(
                         col(Thread.user_id) == user_id,
                         is_free(),
                     )
-                    .values(active_turn_id=holder, active_turn_expires_at=_expires(lease))
+                    .values(
+                        active_turn_id=holder,
+                        active_turn_expires_at=_expires(lease),
+                        active_turn_incarnation=incarnation,
+                    )
                     .returning(Thread)
                     .execution_options(populate_existing=True)
                 )
@@ -133,6 +142,7 @@ async def claim_batch(
     *,
     holder: uuid.UUID,
     lease: timedelta = MAINTENANCE_LEASE,
+    incarnation: uuid.UUID | None = None,
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """Lease each idle thread of the batch that still matches `where`.
 
@@ -142,7 +152,11 @@ async def claim_batch(
     rows = await db.exec(
         sa.update(Thread)
         .where(col(Thread.id).in_(thread_ids), where, is_free())
-        .values(active_turn_id=holder, active_turn_expires_at=_expires(lease))
+        .values(
+            active_turn_id=holder,
+            active_turn_expires_at=_expires(lease),
+            active_turn_incarnation=incarnation,
+        )
         .returning(col(Thread.id), col(Thread.user_id))
     )
     return [(row[0], row[1]) for row in rows.all()]

@@ -7,7 +7,7 @@ rows, so stats are one SQL query however many memory files there are.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +20,10 @@ from app.memory import MemoryStats
 from app.models import MemoryState, Thread
 from app.models.base import utc_now
 
+# A live session with no turn for this long counts as idle (the dashboards' "without recent
+# activity"): memory retention will expire it unless the thread is used again.
+IDLE_AFTER = timedelta(days=1)
+
 
 class MemoryTotals(BaseModel):
     sessions: int
@@ -30,6 +34,7 @@ class MemoryTotals(BaseModel):
     newest_activity_at: datetime | None
     over_cap: int
     expired: int
+    idle: int = 0  # live sessions without a turn for IDLE_AFTER
 
 
 class ThreadMemoryInfo(BaseModel):
@@ -55,10 +60,13 @@ async def memory_totals(db: AsyncSession, *, max_items: int) -> MemoryTotals:
                 sa.func.max(Thread.last_activity_at).filter(active),
                 sa.func.count().filter(active, col(Thread.memory_item_count) > max_items),
                 sa.func.count().filter(col(Thread.memory_state) == MemoryState.EXPIRED),
+                sa.func.count().filter(
+                    active, col(Thread.last_activity_at) < sa.func.now() - IDLE_AFTER
+                ),
             )
         )
     ).one()
-    sessions, items, size, oldest, newest, over_cap, expired = row
+    sessions, items, size, oldest, newest, over_cap, expired, idle = row
     return MemoryTotals(
         sessions=sessions,
         total_items=items,
@@ -68,6 +76,7 @@ async def memory_totals(db: AsyncSession, *, max_items: int) -> MemoryTotals:
         newest_activity_at=newest,
         over_cap=over_cap,
         expired=expired,
+        idle=idle,
     )
 
 
@@ -90,6 +99,18 @@ def thread_memory_info(thread: Thread) -> ThreadMemoryInfo:
     )
 
 
+async def next_generation(db: AsyncSession) -> int:
+    """A new memory generation, never handed out before (a PostgreSQL sequence).
+
+    Drawn from a sequence rather than counted up per thread, so a file stamped by a rebuild
+    whose transaction never committed cannot carry a number that another node commits later
+    for a different state: the file would look current while it is not.
+    """
+    value = await db.scalar(sa.select(sa.func.nextval("memory_generations")))
+    assert value is not None  # nextval always returns a number
+    return int(value)
+
+
 async def record_memory(
     db: AsyncSession,
     thread_id: uuid.UUID,
@@ -99,15 +120,19 @@ async def record_memory(
     message_count: int | None = None,
     state: MemoryState = MemoryState.ACTIVE,
     pruned: bool = False,
+    node: str | None = None,
 ) -> None:
     """Mirror the file's facts on the thread row (no stats: no file, zeros).
 
     Args:
         generation: the memory generation the file was (or is about to be) stamped with.
         message_count: how many log messages the memory now reflects.
+        node: the node whose local file now holds this state (None: memory is not
+            node-local); other nodes' copies are stale from now on.
     """
     values: dict[str, Any] = {
         "memory_state": state,
+        "memory_node": node,
         "memory_item_count": stats.items if stats else 0,
         "memory_bytes": stats.bytes if stats else 0,
         "memory_last_item_id": stats.last_id if stats else None,

@@ -5,6 +5,11 @@ text deltas is one UTF-8 buffer with the end offset of each delta, not one objec
 (a 1.5 MB reply arrives as ~175,000 deltas; as pydantic objects they cost ~110 MB). Ids stay
 exactly those the live stream sent: a client that resumes inside a run of deltas gets the
 rest of the run as one delta event carrying the run's last id.
+
+`encode_after` turns the events after an id into one text that `ingest` appends to another
+log (on another node, from PostgreSQL): one line per event, `id<TAB>kind<TAB>data`, and for a
+run of deltas `first id<TAB>text_delta*<TAB>[JSON array of the deltas]`. Payloads are copied
+byte for byte, so a resumed stream carries exactly what the live one did.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import bisect
 from array import array
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
 
 from app.turns.events import TextDelta, TurnEvent
 
@@ -57,18 +65,37 @@ class _DeltaRun:
     def nbytes(self) -> int:
         return len(self.text) + self.ends.itemsize * len(self.ends)
 
+    def deltas_after(self, after: int) -> list[str]:
+        """Each delta after id `after`, one by one (for encoding)."""
+        first = max(after - self.first_id + 1, 0)
+        out = []
+        start = self.ends[first - 1] if first > 0 else 0
+        for end in self.ends[first:]:
+            out.append(self.text[start:end].decode())
+            start = end
+        return out
+
 
 SentEvent = tuple[int, TurnEvent, str]  # (id, kind, JSON data)
+_DELTA_RUN = "text_delta*"  # the kind of an encoded run of deltas
+
+
+class FollowableLog(Protocol):
+    """What a stream follows: a turn's events after an id, live until `done`."""
+
+    def follow(
+        self, after: int = 0, *, idle_timeout_s: float | None = None
+    ) -> AsyncIterator[SentEvent | None]: ...
 
 
 class TurnLog:
     """Events numbered from 1, appended by the turn and read by any number of followers."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, start_after: int = 0) -> None:
         self._entries: list[_Event | _DeltaRun] = []
         self._ids: list[int] = []  # each entry's (last) id, for bisecting; kept in step
         self._wakers: set[asyncio.Event] = set()
-        self.last_id = 0
+        self.last_id = start_after  # a copy of a log's tail starts after the ids it lacks
         self.finished = False
         self.nbytes = 0
 
@@ -135,6 +162,39 @@ class TurnLog:
                     yield None
         finally:
             self._wakers.discard(waker)
+
+    def encode_after(self, after: int) -> tuple[int, str] | None:
+        """The events after id `after` as one text for `ingest` (see the module docstring).
+
+        Returns:
+            (first id, text), or None when there is nothing after `after`.
+        """
+        if after >= self.last_id:
+            return None
+        lines = []
+        for entry in self._entries[bisect.bisect_right(self._ids, after) :]:
+            if isinstance(entry, _DeltaRun):
+                deltas = orjson.dumps(entry.deltas_after(after)).decode()
+                lines.append(f"{max(entry.first_id, after + 1)}\t{_DELTA_RUN}\t{deltas}")
+            else:
+                lines.append(f"{entry.id}\t{entry.kind}\t{entry.data}")
+        return after + 1, "\n".join(lines)
+
+    def ingest(self, text: str) -> None:
+        """Append events encoded by `encode_after`; ids must continue this log's.
+
+        Raises:
+            ValueError: the text does not start right after this log's last id.
+        """
+        for line in text.split("\n"):
+            first, kind, data = line.split("\t", 2)
+            if int(first) != self.last_id + 1:
+                raise ValueError(f"event {first} does not follow {self.last_id}")
+            if kind == _DELTA_RUN:
+                for delta in orjson.loads(data):
+                    self.append_delta(delta)
+            else:
+                self.append(TurnEvent(kind), data)
 
     def _wake(self) -> None:
         for waker in self._wakers:

@@ -52,12 +52,14 @@ async def reconcile_memory(
     *,
     max_items: int,
     dry_run: bool = False,
+    node: str | None = None,
 ) -> Repair:
     """Make memory hold exactly what the log says it should; record a rebuild in PostgreSQL.
 
     `memory` must be open (its lock held) and the thread leased by the caller, before any
     statement touched the file (whether it existed is part of the diagnosis). With
-    `dry_run`, only say what is wrong: nothing is written and no file is created.
+    `dry_run`, only say what is wrong: nothing is written and no file is created. `node`:
+    where a rebuilt memory lives (see `record_memory`).
     """
     had_file = store.exists(thread.user_id, thread.id)
     if dry_run and not had_file:
@@ -82,6 +84,7 @@ async def reconcile_memory(
             stats=await memory.stats(),
             generation=repair.generation,
             message_count=thread.message_count,
+            node=node,
         )
         thread.memory_generation = repair.generation
         thread.memory_message_count = thread.message_count
@@ -134,7 +137,7 @@ async def _repair(
     if reason is not None:
         if dry_run:
             return Repair(reason=reason, generation=thread.memory_generation)
-        generation = thread.memory_generation + 1
+        generation = await memory_records.next_generation(db)
         written = await rebuild_memory(
             db,
             memory,

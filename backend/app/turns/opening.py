@@ -49,6 +49,8 @@ class TurnOpener:
     settings: Settings
     keeper: LeaseKeeper
     lease: timedelta
+    incarnation: uuid.UUID | None = None  # this node's, recorded with every lease it claims
+    memory_node: str | None = None  # where memory lives (the node, for node-local files)
 
     async def open_new(self, db: AsyncSession, owned: Thread, *, text: str) -> RunningTurn:
         """A turn for a new user message `text` in the caller's thread `owned`.
@@ -126,6 +128,7 @@ class TurnOpener:
                 thread_id=owned.id,
                 holder=turn_id,
                 lease=self.lease,
+                incarnation=self.incarnation,
             )
         except BaseException:
             await resources.aclose()
@@ -137,6 +140,7 @@ class TurnOpener:
                 memory,
                 thread,
                 max_items=self.settings.AGENT_SESSION_MAX_MESSAGES,
+                node=self.memory_node,
             )
             message = await write(thread, turn_id, memory)
         except BaseException:
@@ -153,6 +157,7 @@ class TurnOpener:
             user_message=message_public(message, TurnStatus.RUNNING),
             memory=memory,
             generation=thread.memory_generation,
+            memory_node=self.memory_node,
             _resources=resources,
         )
 
@@ -175,7 +180,7 @@ class TurnOpener:
         later_turns = 1 + await messages.count_users_after(db, message)
         removed = await messages.delete_after(db, message, keep=kept)
         before = await messages.count_before(db, message)
-        generation = thread.memory_generation + 1
+        generation = await memory_records.next_generation(db)
         if not await memory.drop_turns(later_turns):
             await rebuild_memory(
                 db,
@@ -197,6 +202,7 @@ class TurnOpener:
             stats=await memory.stats(),
             generation=generation,
             message_count=before + len(logged),
+            node=self.memory_node,
         )
         await messages.forget_count(db, thread.id, removed)
         return mark

@@ -34,21 +34,23 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.assistant.registry import AgentRegistry
 from app.config import Settings
 from app.db import SessionMaker
+from app.errors import NotFoundError
 from app.memory import MemoryStore
 from app.metrics import TURN_LATENCY, TURNS
 from app.models import MessagePublic, Thread, TurnStatus
 from app.services import turn_records
 from app.services.lease_keeper import LeaseKeeper
+from app.turns.event_feed import EventFeed
+from app.turns.event_writer import EventWriter
 from app.turns.events import TurnDone, TurnError, TurnEvent
 from app.turns.failures import LeaseLostError, describe_failure, failure_log_context
+from app.turns.log import FollowableLog
 from app.turns.opening import TurnOpener
-from app.turns.replay import RecentTurns, Replay
 from app.turns.steps import StepContext, run_and_save
+from app.turns.stored_events import StoredTurnEvents
 from app.turns.turn import RunningTurn, TurnResult
 
 logger = logging.getLogger(__name__)
-
-MEBIBYTE = 1024 * 1024
 
 
 class TurnRunner:
@@ -61,9 +63,15 @@ class TurnRunner:
         memory_store: MemoryStore,
         agents: AgentRegistry,
         settings: Settings,
+        incarnation: uuid.UUID | None = None,
+        memory_node: str | None = None,
+        listen_url: str | None = None,
     ) -> None:
+        """See `TurnOpener` for `incarnation` and `memory_node`; `listen_url`: where to
+        LISTEN for the events of turns run elsewhere (None: poll for them)."""
         self._settings = settings
         self._agents = agents
+        self._sessionmaker = sessionmaker
         lease = timedelta(seconds=settings.TURN_LEASE_SECONDS)
         self._keeper = LeaseKeeper(
             sessionmaker,
@@ -77,6 +85,8 @@ class TurnRunner:
             settings=settings,
             keeper=self._keeper,
             lease=lease,
+            incarnation=incarnation,
+            memory_node=memory_node,
         )
         self._steps = StepContext(
             sessionmaker=sessionmaker,
@@ -84,11 +94,16 @@ class TurnRunner:
             still_held=self._keeper.still_held,
         )
         self._running: dict[uuid.UUID, tuple[RunningTurn, asyncio.Task[None]]] = {}
-        self._recent = RecentTurns(
-            max_turns=settings.TURN_REPLAY_MAX_TURNS,
-            max_bytes=settings.TURN_REPLAY_MAX_MB * MEBIBYTE,
-            max_age_s=settings.TURN_REPLAY_SECONDS,
-        )
+        # Turns whose events this worker holds: running, or ended but not yet all written.
+        self._live: dict[uuid.UUID, RunningTurn] = {}
+        flush_ms = settings.TURN_EVENTS_FLUSH_MS
+        self._writer = EventWriter(sessionmaker, flush_s=flush_ms / 1000) if flush_ms else None
+        self._feed = EventFeed(sessionmaker, listen_url, poll_s=settings.TURN_EVENTS_POLL_MS / 1000)
+
+    async def startup(self) -> None:
+        """Start following other workers' turn events (LISTEN), without waiting for it."""
+        if self._writer is not None:
+            self._feed.start()
 
     async def prepare(self, db: AsyncSession, owned: Thread, *, text: str) -> RunningTurn:
         """Step 1 for a new message; the caller commits, then calls `start` (see `opening`).
@@ -110,7 +125,9 @@ class TurnRunner:
     def start(self, turn: RunningTurn) -> None:
         """Step 2: run the turn in a task of its own."""
         turn.emit(TurnEvent.USER_MESSAGE, turn.user_message)
-        self._recent.add(turn.id, Replay(thread_id=turn.thread_id, log=turn.log))
+        self._live[turn.id] = turn
+        if self._writer is not None:
+            self._writer.track(turn.id, turn.log, lambda: self._forget(turn.id))
         if self._settings.LOG_CONTENT:  # off by default: logs must not hold what users wrote
             logger.debug("Turn %s in thread %s: %r", turn.id, turn.thread_id, turn.text)
         task = asyncio.create_task(self._execute(turn), name=f"turn-{turn.id}")
@@ -136,9 +153,36 @@ class TurnRunner:
             return
         await turn_records.request_cancel(db, owned, turn_id)
 
-    def find(self, turn_id: uuid.UUID) -> Replay | None:
-        """A turn this worker runs or ran recently (for resuming its stream), or None."""
-        return self._recent.get(turn_id)
+    async def events(self, thread_id: uuid.UUID, turn_id: uuid.UUID) -> FollowableLog:
+        """A turn's events to resume its stream: this worker's own while it holds them,
+        else PostgreSQL's (any worker or node ran it).
+
+        Raises:
+            NotFoundError: no such turn in this thread, or its events are no longer kept.
+        """
+        turn = self._live.get(turn_id)
+        if turn is not None and turn.thread_id == thread_id:
+            return turn.log
+        if self._writer is None:
+            raise NotFoundError(
+                f"Turn {turn_id} cannot be resumed here; list the thread's messages instead"
+            )
+        stored = StoredTurnEvents(self._sessionmaker, self._feed, thread_id, turn_id)
+        await stored.check()
+        return stored
+
+    @property
+    def event_writer(self) -> EventWriter | None:
+        return self._writer
+
+    @property
+    def event_feed(self) -> EventFeed:
+        return self._feed
+
+    @property
+    def held_turns(self) -> int:
+        """Turns whose events this worker keeps in memory (running, or being written)."""
+        return len(self._live)
 
     async def abandon(self, turn: RunningTurn) -> None:
         """Release what `prepare` took when the request failed before `start`."""
@@ -165,6 +209,13 @@ class TurnRunner:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await self._keeper.aclose()
+        if self._writer is not None:
+            await self._writer.aclose()
+        await self._feed.aclose()
+
+    def _forget(self, turn_id: uuid.UUID) -> None:
+        """The turn's events are all in PostgreSQL: this worker need not keep them."""
+        self._live.pop(turn_id, None)
 
     def _on_lease_lost(self, turn_id: uuid.UUID) -> None:
         running = self._running.get(turn_id)
@@ -236,7 +287,8 @@ class TurnRunner:
         elif assistant is not None:
             turn.emit(TurnEvent.ASSISTANT_MESSAGE, assistant)
         turn.emit(TurnEvent.DONE, TurnDone(turn_id=turn.id, status=status))
-        self._recent.finish(turn.id)
+        if self._writer is None:
+            self._live.pop(turn.id, None)
         if not turn.result.done():
             turn.result.set_result(
                 TurnResult(

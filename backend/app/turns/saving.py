@@ -59,14 +59,14 @@ async def save_reply(
     agent: Agent[Any],
 ) -> Saved:
     """A completed turn: the reply, its status and cost, the bookkeeping, the lease back."""
-    thread = await lock_lease(db, turn)
+    await lock_lease(db, turn)
     meta = {
         **_common_meta(turn, recorder, usage, agent, TurnStatus.COMPLETED),
         **({"oversized_turn": True} if pruned.oversized_turn else {}),
     }
     message = await _append_reply(db, turn, text, meta, TurnStatus.COMPLETED)
     return await _finish(
-        db, turn, thread, message, TurnStatus.COMPLETED, None, usage, stats, pruned.removed > 0
+        db, turn, message, TurnStatus.COMPLETED, None, usage, stats, pruned.removed > 0
     )
 
 
@@ -85,7 +85,7 @@ async def save_partial(
 
     `stats` are those of memory once it holds what is kept (None when nothing is kept).
     """
-    thread = await lock_lease(db, turn)
+    await lock_lease(db, turn)
     message = None
     # A stop keeps the text the user saw; a failure's half-said text is not a reply.
     text = recorder.text if status == TurnStatus.CANCELLED else ""
@@ -93,7 +93,7 @@ async def save_partial(
         meta = _common_meta(turn, recorder, usage, agent, status, completed_only=True)
         meta.update({"status": str(status), **({"error": error_code} if error_code else {})})
         message = await _append_reply(db, turn, text, meta, status)
-    return await _finish(db, turn, thread, message, status, error_code, usage, stats, False)
+    return await _finish(db, turn, message, status, error_code, usage, stats, False)
 
 
 def _common_meta(
@@ -142,7 +142,6 @@ async def _append_reply(
 async def _finish(
     db: AsyncSession,
     turn: RunningTurn,
-    thread: Thread,
     appended: tuple[Any, int] | None,
     status: TurnStatus,
     error_code: str | None,
@@ -161,7 +160,7 @@ async def _finish(
     generation = None
     if appended is not None and stats is not None:
         message_row, count = appended
-        generation = thread.memory_generation + 1
+        generation = await memory_records.next_generation(db)
         await memory_records.record_memory(
             db,
             turn.thread_id,
@@ -169,6 +168,7 @@ async def _finish(
             generation=generation,
             message_count=count,
             pruned=pruned,
+            node=turn.memory_node,
         )
     await leases.release(db, [turn.thread_id], turn.id)
     public = None if appended is None else message_public(appended[0], status)

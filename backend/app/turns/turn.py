@@ -44,6 +44,7 @@ class RunningTurn:
     _resources: AsyncExitStack = field(default_factory=AsyncExitStack)
     memory: Memory | None = None
     generation: int = 0  # the memory generation PostgreSQL recorded when the turn began
+    memory_node: str | None = None  # where memory lives (the node, for node-local files)
     lease_lost: bool = False  # set by the lease keeper: write nothing more
     cancel_requested: bool = False  # the user pressed stop: keep the partial reply
     # Where the turn's own memory begins, when opening already wrote it (a retry holds the

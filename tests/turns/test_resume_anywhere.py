@@ -1,0 +1,234 @@
+"""A stream resumed on another node (another app on the same PostgreSQL, with its own
+DATA_DIR) gets exactly the events the original stream sent after Last-Event-ID: no gap, no
+duplicate, live until `done`, woken by LISTEN/NOTIFY or, without it, by polling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+
+from app.assistant.offline_model import OfflineModel
+from app.db import session_scope
+from app.models import Turn
+from app.services import turn_events
+from app.turns import event_feed, stored_events
+from app.turns.log import TurnLog
+from tests.conftest import RunningApp, node_settings, start_app
+from tests.factories import create_thread
+from tests.sse import Event, iter_events, send
+
+WITHIN_SECONDS = 20.0
+
+
+class PausingModel(OfflineModel):
+    """The offline model, pausing after `deltas` text deltas until `go` is set."""
+
+    def __init__(self, deltas: int = 3) -> None:
+        super().__init__()
+        self.deltas = deltas
+        self.paused = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def stream_response(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        seen = 0
+        async for event in super().stream_response(*args, **kwargs):
+            yield event
+            if getattr(event, "type", "") == "response.output_text.delta":
+                seen += 1
+                if seen == self.deltas:
+                    self.paused.set()
+                    await self.go.wait()
+
+
+def text_after(events: list[Event], after: int) -> str:
+    return "".join(e.data["delta"] for e in events if e.event == "text_delta" and int(e.id) > after)
+
+
+def others_after(events: list[Event], after: int) -> list[tuple[str | None, str, Any]]:
+    return [
+        (e.id, e.event, e.data) for e in events if e.event != "text_delta" and int(e.id) > after
+    ]
+
+
+async def resume(client, thread_id: str, turn_id: str, headers, after: int) -> list[Event]:
+    url = f"/api/threads/{thread_id}/turns/{turn_id}/events"
+    async with client.stream("GET", url, headers={**headers, "Last-Event-ID": str(after)}) as r:
+        assert r.status_code == 200, await r.aread()
+        return [event async for event in iter_events(r)]
+
+
+def assert_continues(full: list[Event], tail: list[Event], after: int) -> None:
+    """`tail` is exactly what `full` had after id `after` (deltas may be joined)."""
+    assert text_after(tail, after) == text_after(full, after)
+    assert others_after(tail, after) == others_after(full, after)
+    ids = [int(e.id) for e in tail]
+    assert ids == sorted(set(ids))
+    assert all(i > after for i in ids)
+    assert (tail[-1].event, tail[-1].id) == ("done", full[-1].id)
+
+
+async def two_nodes(settings_factory, tmp_path, model, **b_overrides):
+    a = start_app(node_settings(settings_factory, tmp_path, "a"), model=model)
+    b = start_app(node_settings(settings_factory, tmp_path, "b", **b_overrides))
+    return a, b
+
+
+class TestResumeOnAnotherNode:
+    async def test_a_running_turn_resumes_on_another_node_and_follows_it_live(
+        self, settings_factory, tmp_path, alice
+    ) -> None:
+        model = PausingModel(deltas=4)
+        a_app, b_app = await two_nodes(settings_factory, tmp_path, model)
+        async with a_app as a, b_app as b, a.client() as on_a, b.client() as on_b:
+            await b.turn_runner.event_feed.wait_ready()
+            assert b.turn_runner.event_feed.listening
+            thread_id = await create_thread(on_a, alice)
+            original = asyncio.create_task(
+                send(on_a, thread_id, "remember that the build id is 42", alice)
+            )
+            async with asyncio.timeout(WITHIN_SECONDS):
+                await model.paused.wait()
+                (turn_id,) = [str(t) for t in a.turn_runner._running]
+                writer = a.turn_runner.event_writer
+                assert writer is not None
+                await writer.flush()  # the events so far are in PostgreSQL
+                resumed = asyncio.create_task(resume(on_b, thread_id, turn_id, alice, 2))
+                # B follows the turn before the rest of its events exist: they come live.
+                await b.turn_runner.event_feed.wait_followed(uuid.UUID(turn_id))
+                model.go.set()
+                full, tail = await original, await resumed
+            assert_continues(full, tail, after=2)
+            assert text_after(tail, 2)  # the resume started inside the reply
+            assert b.turn_runner.held_turns == 0
+
+    async def test_a_finished_turn_resumes_anywhere_from_any_event(
+        self, settings_factory, tmp_path, alice
+    ) -> None:
+        a_app, b_app = await two_nodes(settings_factory, tmp_path, None)
+        async with a_app as a, b_app as b, a.client() as on_a, b.client() as on_b:
+            thread_id = await create_thread(on_a, alice)
+            full = await send(on_a, thread_id, "add task buy milk", alice)
+            turn_id = full[0].data["metadata"]["turn_id"]
+            async with asyncio.timeout(WITHIN_SECONDS):
+                while a.turn_runner.held_turns:  # the writer is on its next tick
+                    await a.turn_runner.event_writer.flush()
+                for after in range(int(full[-1].id) + 1):
+                    tail = await resume(on_b, thread_id, turn_id, alice, after)
+                    if after == int(full[-1].id):
+                        assert tail == []
+                    else:
+                        assert_continues(full, tail, after)
+                # The node that ran it no longer holds it, and reads it back the same way.
+                assert_continues(full, await resume(on_a, thread_id, turn_id, alice, 1), 1)
+
+    async def test_unknown_turns_and_other_threads_are_404_on_every_node(
+        self, settings_factory, tmp_path, alice, bob
+    ) -> None:
+        a_app, b_app = await two_nodes(settings_factory, tmp_path, None)
+        async with a_app as a, b_app as b, a.client() as on_a, b.client() as on_b:
+            thread_id = await create_thread(on_a, alice)
+            turn_id = (await send(on_a, thread_id, "list tasks", alice))[0].data["metadata"][
+                "turn_id"
+            ]
+            await a.turn_runner.event_writer.flush()
+            elsewhere = await create_thread(on_a, alice)
+            for client in (on_a, on_b):
+                for url, headers in (
+                    (f"/api/threads/{thread_id}/turns/{uuid.uuid4()}/events", alice),
+                    (f"/api/threads/{elsewhere}/turns/{turn_id}/events", alice),
+                    (f"/api/threads/{thread_id}/turns/{turn_id}/events", bob),
+                ):
+                    assert (await client.get(url, headers=headers)).status_code == 404
+
+
+class TestWithoutListen:
+    async def test_listen_that_never_delivers_is_reported_and_resumes_poll(
+        self, settings_factory, tmp_path, alice, test_database, caplog
+    ) -> None:
+        # LISTEN on another database succeeds but never sees this one's notifications:
+        # exactly what a transaction-mode pooler does.
+        silent = test_database.sibling_url("postgres")
+        model = PausingModel(deltas=2)
+        a_app, b_app = await two_nodes(
+            settings_factory, tmp_path, model, DATABASE_LISTEN_URL=silent, TURN_EVENTS_POLL_MS=50
+        )
+        async with a_app as a, b_app as b, a.client() as on_a, b.client() as on_b:
+            logging.getLogger().addHandler(caplog.handler)  # the app's logging replaced it
+            with caplog.at_level(logging.WARNING, logger="app.turns.event_feed"):
+                await b.turn_runner.event_feed.wait_ready()
+                assert not b.turn_runner.event_feed.listening
+                thread_id = await create_thread(on_a, alice)
+                original = asyncio.create_task(send(on_a, thread_id, "list tasks", alice))
+                async with asyncio.timeout(WITHIN_SECONDS):
+                    await model.paused.wait()
+                    (turn_id,) = [str(t) for t in a.turn_runner._running]
+                    await a.turn_runner.event_writer.flush()
+                    resumed = asyncio.create_task(resume(on_b, thread_id, turn_id, alice, 1))
+                    await b.turn_runner.event_feed.wait_followed(uuid.UUID(turn_id))
+                    model.go.set()
+                    full, tail = await original, await resumed
+                assert_continues(full, tail, after=1)
+        assert any("receives no notifications" in r.getMessage() for r in caplog.records)
+
+
+class TestTurnWhoseNodeDied:
+    async def test_its_stream_ends_with_an_interrupted_error(
+        self, settings, alice, running: RunningApp, monkeypatch
+    ) -> None:
+        monkeypatch.setattr(stored_events, "ORPHAN_GRACE_SECONDS", 0.1)
+        monkeypatch.setattr(event_feed, "SAFETY_POLL_SECONDS", 0.1)
+        async with running.client() as client:
+            thread_id = await create_thread(client, alice)
+            user_id = await running.user_id(alice)
+            turn_id = uuid.uuid4()
+            log = TurnLog()
+            log.append_delta("half a rep")  # what its node wrote before it was killed
+            async with session_scope(running.sessionmaker) as db:
+                db.add(Turn(id=turn_id, thread_id=uuid.UUID(thread_id), user_id=user_id))
+                await db.flush()
+                first, text = log.encode_after(0)  # type: ignore[misc]
+                await turn_events.write_batches(
+                    db, [turn_events.EventBatch(turn_id, first, log.last_id, text)]
+                )
+            async with asyncio.timeout(WITHIN_SECONDS):
+                tail = await resume(client, thread_id, str(turn_id), alice, 0)
+        assert [(e.id, e.event) for e in tail] == [
+            ("1", "text_delta"),
+            ("2", "error"),
+            ("3", "done"),
+        ]
+        assert tail[1].data == {
+            "code": "interrupted",
+            "message": stored_events.INTERRUPTED.message,
+            "retryable": True,
+        }
+        assert tail[2].data == {"turn_id": str(turn_id), "status": "failed"}
+
+
+class TestExpiry:
+    async def test_events_go_once_the_turn_ended_longer_ago_than_the_replay_window(
+        self, running: RunningApp, client, alice
+    ) -> None:
+        thread_id = await create_thread(client, alice)
+        turn_id = (await send(client, thread_id, "list tasks", alice))[0].data["metadata"][
+            "turn_id"
+        ]
+        await running.turn_runner.event_writer.flush()
+        url = f"/api/threads/{thread_id}/turns/{turn_id}/events"
+        from app.scheduler.registry import run_job
+
+        await run_job("expire-turn-events", running.state["job_context"], trigger="test")
+        assert (await client.get(url, headers=alice)).status_code == 200  # within the window
+        async with session_scope(running.sessionmaker) as db:
+            await db.exec(
+                sa.update(Turn)
+                .where(Turn.id == uuid.UUID(turn_id))
+                .values(finished_at=sa.func.now() - sa.text("interval '301 seconds'"))
+            )
+        run = await run_job("expire-turn-events", running.state["job_context"], trigger="test")
+        assert run.counts["removed"] >= 1
+        assert (await client.get(url, headers=alice)).status_code == 404
