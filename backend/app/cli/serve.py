@@ -1,0 +1,132 @@
+"""`python -m app serve` (`make run`): what can stop the server fails first, in one line.
+
+uvicorn starts the app's lifespan (database, migrations, scheduler) before it binds the port,
+so a port in use used to end in ninety lines of tracebacks from a lifespan torn down
+mid-start. Here the address is bound first and the database opened next, each failure one
+line naming the setting to change; only then does uvicorn start, on the socket already bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+import sys
+from collections.abc import Callable
+
+import typer
+import uvicorn
+
+from app.cli.common import one_line_errors
+from app.config import Settings
+from app.embedded_db import EmbeddedPostgres, start_embedded_sync
+
+# uvicorn's exit code when the app does not start.
+STARTUP_FAILURE_EXIT_CODE = 3
+_SETTINGS_HOME = "in .env, which `make run`, `make chat` and `make token` all read"
+
+
+def serve(settings: Settings, *, workers: int) -> None:
+    """Bind HOST:PORT, open the database, then serve until stopped (SIGINT/SIGTERM)."""
+    from uvicorn.supervisors import Multiprocess
+
+    from app.http_server import BoundedHttpToolsProtocol
+    from app.logging import configure_logging
+
+    configure_logging(settings)
+    listener = _bind_or_exit(settings.HOST, settings.PORT)
+    embedded = _open_database_or_exit(settings)
+    config = uvicorn.Config(
+        "app.main:app",
+        host=settings.HOST,
+        port=settings.PORT,
+        workers=workers,
+        log_level=settings.LOG_LEVEL.lower(),
+        proxy_headers=True,
+        http=BoundedHttpToolsProtocol,
+        timeout_keep_alive=settings.HTTP_KEEPALIVE_SECONDS,
+        # SIGTERM ends the process within SHUTDOWN_GRACE_SECONDS: open streams get the first
+        # half, then the lifespan gives turns still running the second half (turn_runner).
+        timeout_graceful_shutdown=max(1, settings.SHUTDOWN_GRACE_SECONDS // 2),
+    )
+    server = _Server(config, on_started=embedded.stop if embedded else None)
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", settings.HOST, settings.PORT
+    )
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=[listener]).run()
+        else:
+            server.run(sockets=[listener])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.close()
+        if embedded is not None:
+            embedded.stop()
+    if workers == 1 and not server.started:
+        sys.exit(STARTUP_FAILURE_EXIT_CODE)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling `on_started` once the app's lifespan has started.
+
+    With one worker the lifespan holds its own handle on the embedded database by then, so
+    `serve` lets go of its own: the lifespan's shutdown stops the database, as before, even
+    on SIGTERM (which uvicorn re-raises once it has shut down, ending the process at once).
+    """
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self._on_started is not None:
+            self._on_started()
+
+
+def _bind_or_exit(host: str, port: int) -> socket.socket:
+    """The listening address, bound as uvicorn binds it; or one line naming HOST/PORT."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            problem = f"port {port} is already in use (is `make run` already running?)"
+            fix = f"stop what uses it, or set PORT to a free port {_SETTINGS_HOME}"
+        else:
+            problem = f"{e.strerror or e}"
+            fix = f"set HOST to an address of this machine (127.0.0.1, 0.0.0.0) {_SETTINGS_HOME}"
+        typer.echo(f"Cannot serve on {host}:{port} (HOST, PORT): {problem}; {fix}", err=True)
+        raise typer.Exit(1) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _open_database_or_exit(settings: Settings) -> EmbeddedPostgres | None:
+    """Open the database as the lifespan will (and migrate it), failing in one line.
+
+    Without DATABASE_URL the embedded server started here stays up until `serve` returns
+    (the caller stops the handle), so the lifespan attaches to it instead of starting it.
+    """
+    from app.bootstrap import open_database
+
+    async def _check() -> None:
+        async with open_database(settings):
+            pass
+
+    embedded = None
+    with one_line_errors():
+        if not settings.DATABASE_URL:
+            embedded = start_embedded_sync(settings.embedded_pgdata_dir)
+        try:
+            asyncio.run(_check())
+        except BaseException:
+            if embedded is not None:
+                embedded.stop()
+            raise
+    return embedded
