@@ -111,3 +111,27 @@ class TestChatCommand:
             f"No server at http://127.0.0.1:{port} (HOST, PORT): start it with `make run`, "
             "with the same HOST and PORT (keep them in .env)\n"
         )
+
+
+class TestStartupLog:
+    def test_a_start_says_where_it_serves_once_without_library_noise(
+        self, test_database: database.TestDatabase, tmp_path: Path
+    ) -> None:
+        env = {"LOG_LEVEL": "INFO", "SCHEDULER_ENABLED": "true"}
+        with test_database.private_copy() as url:
+            process = ServerProcess(database_url=url, data_dir=tmp_path, extra_env=env)
+            process.start()
+            process.stop()
+        log = process.log_path.read_text()
+        lines = log.splitlines()
+        serving = (
+            f"INFO:     Uvicorn running on http://127.0.0.1:{process.port} (Press CTRL+C to quit)"
+        )
+        assert lines.count(serving) == 1, log
+        assert sum(" app.bootstrap: Using PostgreSQL at " in line for line in lines) == 1, log
+        assert "INFO:     Application startup complete." in lines
+        # apscheduler's "Adding job tentatively" (three a start) and alembic's plugin list
+        # used to open every log; nothing failed, so nothing has a traceback.
+        noise = [line for line in lines if " apscheduler." in line or " alembic." in line]
+        assert noise == []
+        assert "Traceback" not in log

@@ -13,7 +13,8 @@ import errno
 import logging
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import typer
 import uvicorn
@@ -120,7 +121,7 @@ def _open_database_or_exit(settings: Settings) -> EmbeddedPostgres | None:
             pass
 
     embedded = None
-    with one_line_errors():
+    with one_line_errors(), _without_record("app.bootstrap", "Using PostgreSQL at"):
         if not settings.DATABASE_URL:
             embedded = start_embedded_sync(settings.embedded_pgdata_dir)
         try:
@@ -130,3 +131,19 @@ def _open_database_or_exit(settings: Settings) -> EmbeddedPostgres | None:
                 embedded.stop()
             raise
     return embedded
+
+
+@contextmanager
+def _without_record(logger_name: str, prefix: str) -> Iterator[None]:
+    """Drop `logger_name`'s records starting with `prefix` meanwhile: the lifespan says
+    which database it uses a moment later, and once is enough."""
+
+    def _keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(prefix)
+
+    logger = logging.getLogger(logger_name)
+    logger.addFilter(_keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_keep)
