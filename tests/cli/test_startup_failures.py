@@ -1,8 +1,9 @@
 """`make run` (`python -m app serve`) that cannot start says why in one line, and exits non-zero.
 
-Each case is the real thing: a port another socket holds, an unreachable database, and an
-embedded PostgreSQL that cannot start under DATA_DIR (a stale lock file naming a live
-process, a full disk, a read-only disk: small tmpfs mounts, which need root, as in CI).
+Each case is the real thing: a port another socket holds, directories that cannot be written,
+an unreachable database, and an embedded PostgreSQL that cannot start under DATA_DIR (a stale
+lock file naming a live process, a full disk, a read-only disk: small tmpfs mounts, which need
+root, as in CI).
 """
 
 from __future__ import annotations
@@ -60,6 +61,31 @@ class TestAddressInUse:
         )
 
 
+class TestDataDirCannotBeWritten:
+    """Checked before the database: a file where a directory should be (no root needed)."""
+
+    def test_a_memory_directory_that_cannot_be_made_is_one_line(self, tmp_path: Path) -> None:
+        (tmp_path / "a-file").write_text("")
+        result = serve(tmp_path, AGENT_SESSION_DIR=str(tmp_path / "a-file" / "sessions"))
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == (
+            f"Cannot use the memory directory {tmp_path / 'a-file' / 'sessions'} "
+            "(AGENT_SESSION_DIR, default DATA_DIR/sessions): Not a directory\n"
+        )
+        assert not (tmp_path / "postgres").exists()
+
+    def test_a_data_dir_that_cannot_keep_the_dev_secret_is_one_line(self, tmp_path: Path) -> None:
+        (tmp_path / "a-file").write_text("")
+        data_dir = tmp_path / "a-file" / "data"
+        result = serve(data_dir, AGENT_SESSION_DIR=str(tmp_path / "sessions"), AUTH_JWT_SECRET="")
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == (
+            f"Cannot keep the development JWT secret in {data_dir / 'dev-jwt-secret'} "
+            "(DATA_DIR): Not a directory; set DATA_DIR to a writable directory (or "
+            "AUTH_JWT_SECRET)\n"
+        )
+
+
 class TestDatabaseCannotBeUsed:
     def test_an_unreachable_database_url_is_one_line(self, tmp_path: Path) -> None:
         result = serve(
@@ -112,9 +138,10 @@ class TestEmbeddedPostgresCannotStart:
         assert result.stderr.endswith(": No space left on device; " + EMBEDDED_FIX)
         assert result.stderr.count("\n") == 1
 
-    def test_a_read_only_disk_is_one_line(self, tmpfs: Callable[..., Path]) -> None:
+    def test_a_read_only_disk_is_one_line(self, tmpfs: Callable[..., Path], tmp_path: Path) -> None:
         data_dir = tmpfs(size="1m", read_only=True)
-        result = serve(data_dir)
+        # Memory files elsewhere, so the embedded PostgreSQL is the first to need the disk.
+        result = serve(data_dir, AGENT_SESSION_DIR=str(tmp_path / "sessions"))
         assert (result.returncode, result.stdout) == (1, "")
         assert result.stderr == (
             EMBEDDED_FAILED.format(data=data_dir)

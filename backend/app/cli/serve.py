@@ -37,6 +37,7 @@ def serve(settings: Settings, *, workers: int) -> None:
 
     configure_logging(settings)
     listener = _bind_or_exit(settings.HOST, settings.PORT)
+    _check_data_dirs_or_exit(settings)
     embedded = _open_database_or_exit(settings)
     config = uvicorn.Config(
         "app.main:app",
@@ -106,6 +107,32 @@ def _bind_or_exit(host: str, port: int) -> socket.socket:
         raise typer.Exit(1) from None
     sock.set_inheritable(True)
     return sock
+
+
+def _check_data_dirs_or_exit(settings: Settings) -> None:
+    """What the lifespan writes under DATA_DIR is writable; or one line naming the setting."""
+    from app.auth import dev_secret_path, resolve_secret
+    from app.bootstrap import build_memory_store
+
+    try:
+        build_memory_store(settings).close()
+    except OSError as e:
+        typer.echo(
+            f"Cannot use the memory directory {settings.agent_session_dir} (AGENT_SESSION_DIR, "
+            f"default DATA_DIR/sessions): {e.strerror or e}",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    try:
+        resolve_secret(settings)  # in development, generated under DATA_DIR on first use
+    except OSError as e:
+        typer.echo(
+            f"Cannot keep the development JWT secret in {dev_secret_path(settings)} "
+            f"(DATA_DIR): {e.strerror or e}; set DATA_DIR to a writable directory "
+            "(or AUTH_JWT_SECRET)",
+            err=True,
+        )
+        raise typer.Exit(1) from None
 
 
 def _open_database_or_exit(settings: Settings) -> EmbeddedPostgres | None:
