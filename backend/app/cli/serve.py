@@ -2,8 +2,9 @@
 
 uvicorn starts the app's lifespan (database, migrations, scheduler) before it binds the port,
 so a port in use used to end in ninety lines of tracebacks from a lifespan torn down
-mid-start. Here the address is bound first and the database opened next, each failure one
-line naming the setting to change; only then does uvicorn start, on the socket already bound.
+mid-start. Here the address is bound first, then the directories under DATA_DIR and the
+database are checked, each failure one line naming the setting to change; only then does
+uvicorn start, on the socket already bound.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ def serve(settings: Settings, *, workers: int) -> None:
         timeout_graceful_shutdown=max(1, settings.SHUTDOWN_GRACE_SECONDS // 2),
     )
     server = _Server(config, on_started=embedded.stop if embedded else None)
+    host = f"[{settings.HOST}]" if ":" in settings.HOST else settings.HOST
     logging.getLogger("uvicorn.error").info(
-        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", settings.HOST, settings.PORT
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, settings.PORT
     )
     try:
         if workers > 1:
