@@ -14,7 +14,7 @@ help:
 	@echo "make test     set up and run the whole test suite (browser tests too when Chromium is found)"
 	@echo "make e2e      browser tests in headless Chromium; screenshots in data/e2e/"
 	@echo "make screenshot   retake docs/chat-page.png (the README's picture of the page)"
-	@echo "make chat     chat from the terminal with the running server"
+	@echo "make chat [USER=alice]   chat from the terminal with the running server"
 	@echo "make token USER=alice [ADMIN=1]   print a bearer token"
 	@echo "make migrate  apply database migrations"
 	@echo "make drill    reliability drills against real server processes (slow)"
@@ -23,11 +23,14 @@ help:
 	@echo "make vendor   re-fetch the chat page's pinned JS libraries from npm (needs npm)"
 	@echo "make lint | typecheck | format | check"
 
+# Runs only when requirements.txt is newer than the stamp: every later command skips pip.
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	@echo "Installing dependencies into $(VENV) (first run only, and after requirements.txt changes; ~2 min)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@$(BIN)/python -m pip install --disable-pip-version-check --progress-bar on -r requirements.txt
 	@touch $(STAMP)
+	@echo "Dependencies installed in $(VENV)."
 
 install: $(STAMP)
 
@@ -37,11 +40,16 @@ run: $(STAMP)
 migrate: $(STAMP)
 	$(PY) -m app migrate
 
+# USER must be given on the command line: the shell's own $$USER (often root, or empty) is
+# never taken for it. `make chat USER=alice` chats as alice (the page's "Continue as alice").
 token: $(STAMP)
+ifneq ($(origin USER),command line)
+	@echo 'make token needs a user name: make token USER=alice (ADMIN=1 adds the admin claim)' >&2; exit 2
+endif
 	@$(PY) -m app token --user "$(USER)" $(if $(ADMIN),--admin,)
 
 chat: $(STAMP)
-	@$(PY) -m app chat
+	@$(PY) -m app chat $(if $(filter command line,$(origin USER)),--user "$(USER)",)
 
 # The slow drills (real server processes, kill -9, outages) run with `make drill`; CI runs both.
 # The browser tests run too when a Chromium is found (else one line says they were skipped).

@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 HMAC_ALGORITHMS = ["HS256"]
 PUBLIC_KEY_ALGORITHMS = ["RS256", "ES256"]
 DEV_SECRET_FILENAME = "dev-jwt-secret"
+# Longest `sub` accepted (users.subject holds it).
+MAX_SUBJECT_CHARS = 255
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ class TokenService:
         except jwt.PyJWTError as e:
             raise UnauthorizedError("Token signature or format is invalid") from e
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
+        if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT_CHARS:
             raise UnauthorizedError("Token 'sub' claim must be a non-empty string")
         problem = unstorable_reason(subject)
         if problem is not None:

@@ -107,14 +107,29 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
     parts = []
     for error in errors:
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {error.get('msg')}")
+        parts.append(f"{where}: {_not_an_object(request, error) or error.get('msg')}")
     return JSONResponse(error_body("ValidationError", "; ".join(parts), errors=errors), 422)
+
+
+def _not_an_object(request: Request, error: dict[str, Any]) -> str | None:
+    """What to say when the body is not a JSON object, in place of pydantic's "Input should
+    be a valid dictionary or object to extract fields from" (what `curl -d` without a JSON
+    content type gets: FastAPI reads such a body as text, never as JSON)."""
+    if tuple(error.get("loc", ())) != ("body",) or error.get("type") != "model_attributes_type":
+        return None
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json" or content_type.endswith("+json"):
+        return "a JSON object is expected"
+    return (
+        "a JSON object is expected, with the header Content-Type: application/json "
+        f"(this request's content type: {content_type or 'none'})"
+    )
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

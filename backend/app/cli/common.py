@@ -10,18 +10,27 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
-from rich.progress import Progress
 from sqlalchemy.exc import DBAPIError
 
-from app.bootstrap import build_job_context, build_memory_store, open_database
 from app.config import ConfigError, Settings, load_settings
+from app.embedded_db import EmbeddedDatabaseError
 from app.errors import AppError
-from app.scheduler.context import JobContext
+
+if TYPE_CHECKING:
+    from app.scheduler.context import JobContext
 
 _T = TypeVar("_T")
+
+
+def usage_error_line(error: typer.TyperException) -> str:
+    """A usage error (a bad or missing argument, an unknown command) as one line."""
+    message = " ".join(error.format_message().split())
+    ctx = getattr(error, "ctx", None)
+    hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    return f"Error: {message}{hint}"
 
 
 def load_settings_or_exit() -> Settings:
@@ -36,6 +45,8 @@ def load_settings_or_exit() -> Settings:
 @asynccontextmanager
 async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
     """Database (embedded if DATABASE_URL is unset), memory store and job context."""
+    # Imported on use: they load the Agents SDK, which a usage error never needs.
+    from app.bootstrap import build_job_context, build_memory_store, open_database
     from app.logging import configure_logging
 
     configure_logging(settings)
@@ -51,7 +62,8 @@ async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
 def one_line_errors() -> Iterator[None]:
     """Turn what stops a command (bad settings, no database, a domain error) into one line.
 
-    Exit codes: 2 for a misconfiguration (like typer's own usage errors), 1 otherwise.
+    Exit codes: 2 for a misconfiguration (like typer's own usage errors), 1 otherwise (the
+    database cannot be reached, the embedded one cannot start under DATA_DIR, ...).
     """
     try:
         yield
@@ -60,6 +72,9 @@ def one_line_errors() -> Iterator[None]:
         raise typer.Exit(2) from None
     except AppError as e:
         typer.echo(f"{type(e).__name__}: {e.message}", err=True)
+        raise typer.Exit(1) from None
+    except EmbeddedDatabaseError as e:
+        typer.echo(str(e), err=True)
         raise typer.Exit(1) from None
     except (DBAPIError, OSError) as e:
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
@@ -71,6 +86,8 @@ def run_with_jobs(
     operation: Callable[[JobContext], Awaitable[_T]], *, progress_label: str | None = None
 ) -> _T:
     """Run `operation` against the service's stores; a domain error is one line, exit 1."""
+    from rich.progress import Progress
+
     settings = load_settings_or_exit()
 
     async def _main() -> _T:

@@ -10,9 +10,34 @@ import typer
 
 from app.cli.common import run_with_jobs
 from app.config import MAX_RETENTION_DAYS
-from app.scheduler import thread_admin
+
+# The jobs `run-job` runs: `app.scheduler.registry.JOB_NAMES`, named here so that a usage error or
+# --help does not load the scheduler and the Agents SDK (a test keeps the two lists equal).
+JOB_NAMES = (
+    "cleanup",
+    "prune",
+    "sweep-orphans",
+    "vacuum",
+    "reconcile",
+    "expire-turn-events",
+)
 
 sessions_cli = typer.Typer(no_args_is_help=True, help="Inspect and maintain agent memory")
+
+
+def _thread_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a thread id: a UUID like 3f2b8c1e-4d5a-4b6c-9e7f-0a1b2c3d4e5f, "
+            "as in the API's thread `id`"
+        ) from None
+
+
+ThreadId = Annotated[
+    uuid.UUID, typer.Argument(metavar="THREAD_ID", parser=_thread_id, help="The thread's id")
+]
 
 
 def _print(value: Any) -> None:
@@ -46,20 +71,26 @@ def stats() -> None:
 
 
 @sessions_cli.command()
-def show(thread_id: uuid.UUID) -> None:
+def show(thread_id: ThreadId) -> None:
     """One thread's memory: items, bytes, last activity."""
+    from app.scheduler import thread_admin
+
     _print(run_with_jobs(lambda ctx: thread_admin.inspect(ctx, thread_id)))
 
 
 @sessions_cli.command()
 def prune(
-    thread_id: Annotated[uuid.UUID | None, typer.Argument()] = None,
+    ctx: typer.Context,
+    thread_id: Annotated[
+        uuid.UUID | None,
+        typer.Argument(metavar="[THREAD_ID]", parser=_thread_id, help="The thread's id"),
+    ] = None,
     all_sessions: Annotated[bool, typer.Option("--all", help="Every session over the cap")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
     """Prune one thread (THREAD_ID) or --all sessions over the cap, turn-aligned."""
     if (thread_id is None) == (not all_sessions):
-        raise typer.BadParameter("give a THREAD_ID or --all")
+        raise typer.BadParameter("give exactly one", ctx=ctx, param_hint="THREAD_ID / --all")
     if thread_id is not None:
         from app.scheduler.jobs import prune as prune_job
 
@@ -69,8 +100,10 @@ def prune(
 
 
 @sessions_cli.command()
-def clear(thread_id: uuid.UUID) -> None:
+def clear(thread_id: ThreadId) -> None:
     """Make the agent forget a thread (its messages stay)."""
+    from app.scheduler import thread_admin
+
     _print(run_with_jobs(lambda ctx: thread_admin.clear(ctx, thread_id)))
 
 
@@ -86,8 +119,10 @@ def cleanup(
 
 
 @sessions_cli.command()
-def rebuild(thread_id: uuid.UUID) -> None:
+def rebuild(thread_id: ThreadId) -> None:
     """Rebuild a thread's memory from the PostgreSQL log."""
+    from app.scheduler import thread_admin
+
     _print(run_with_jobs(lambda ctx: thread_admin.rebuild(ctx, thread_id)))
 
 
@@ -109,11 +144,13 @@ def verify() -> None:
         raise typer.Exit(1)
 
 
-@sessions_cli.command("run-job")
-def run_job_command(name: str) -> None:
-    """Run a maintenance job now: cleanup, prune, sweep-orphans, vacuum."""
-    from app.scheduler.registry import JOBS
-
-    if name not in JOBS:
-        raise typer.BadParameter(f"unknown job {name!r}; jobs: {', '.join(JOBS)}")
+@sessions_cli.command("run-job", help=f"Run a maintenance job now: {', '.join(JOB_NAMES)}.")
+def run_job_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="JOB", help=f"One of: {', '.join(JOB_NAMES)}")],
+) -> None:
+    if name not in JOB_NAMES:
+        raise typer.BadParameter(
+            f"no job {name!r}; jobs: {', '.join(JOB_NAMES)}", ctx=ctx, param_hint="'JOB'"
+        )
     _run_job(name)

@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Annotated
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from sqlmodel import Field, SQLModel
 
 from app.models.base import timestamp_field
+from app.models.text import check_storable
 
 
 class Task(SQLModel, table=True):
@@ -32,9 +33,13 @@ MAX_TASK_TITLE_CHARS = 500
 MAX_TASK_NOTES_CHARS = 10_000
 
 TaskTitle = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TASK_TITLE_CHARS)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TASK_TITLE_CHARS),
+    AfterValidator(check_storable),
 ]
-TaskNotes = Annotated[str, StringConstraints(max_length=MAX_TASK_NOTES_CHARS)]
+TaskNotes = Annotated[
+    str, StringConstraints(max_length=MAX_TASK_NOTES_CHARS), AfterValidator(check_storable)
+]
 
 
 class TaskCreate(BaseModel):
