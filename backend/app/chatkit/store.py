@@ -83,6 +83,7 @@ class ThreadkeeperStore(Store[ChatKitContext]):
         settings = context.settings
         title = threads.clean_title(thread.title, settings.MAX_TITLE_CHARS)
         metadata = threads.check_metadata(thread.metadata, settings.MAX_THREAD_METADATA_BYTES)
+        thread.title = title  # the answer shows the title as stored (trimmed, blank: none)
         async with session_scope(context.sessionmaker) as db:
             if thread.id == context.new_thread_id:
                 await threads.create_thread(
