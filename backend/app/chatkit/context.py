@@ -8,6 +8,8 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from chatkit.types import ThreadMetadata
+
 from app.config import Settings
 from app.db import SessionMaker, session_scope
 from app.errors import AppError
@@ -42,7 +44,9 @@ class ChatKitContext:
     opening: asyncio.Task[RunningTurn] | None = None
     turn: RunningTurn | None = None
     owned_thread: Thread | None = None
-    stopped: bool = field(default=False)
+    stopped: bool = False
+    # Threads this request read (id -> metadata): read once, whoever asks.
+    threads: dict[str, ThreadMetadata] = field(default_factory=dict)
 
     def stop_turn(self) -> None:
         """Stop the turn this request started (ChatKit's stop: the client aborted the stream).
@@ -62,7 +66,7 @@ class ChatKitContext:
         if turn is None and self.opening is not None:
             try:
                 turn = await self.opening
-            except (AppError, asyncio.CancelledError, Exception):
+            except (asyncio.CancelledError, Exception):
                 return  # no turn was started: nothing to stop
         if turn is None or self.owned_thread is None or turn.result.done():
             return

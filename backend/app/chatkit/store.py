@@ -74,9 +74,14 @@ class ThreadkeeperStore(Store[ChatKitContext]):
         return new_item_id(item_type)
 
     async def load_thread(self, thread_id: str, context: ChatKitContext) -> ThreadMetadata:
-        """The caller's thread (ChatKit's NotFoundError for anyone else's)."""
-        async with session_scope(context.sessionmaker) as db:
-            return thread_metadata(await owned_thread(db, context.user_id, thread_id))
+        """The caller's thread (ChatKit's NotFoundError for anyone else's), read once per
+        request (the checks before the library's own routing read it first)."""
+        loaded = context.threads.get(thread_id)
+        if loaded is None:
+            async with session_scope(context.sessionmaker) as db:
+                loaded = thread_metadata(await owned_thread(db, context.user_id, thread_id))
+            context.threads[thread_id] = loaded
+        return loaded.model_copy(deep=True)
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatKitContext) -> None:
         """Create the thread `threads.create` named, or save title, status and metadata."""
@@ -100,6 +105,7 @@ class ThreadkeeperStore(Store[ChatKitContext]):
             await threads.update_thread(
                 db, row, threads.ThreadChanges(title=title, status=status, metadata=metadata or {})
             )
+        context.threads.pop(thread.id, None)
 
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: ChatKitContext
@@ -218,10 +224,10 @@ class ThreadkeeperStore(Store[ChatKitContext]):
         if len(item.id) > MAX_CHATKIT_ITEM_ID_CHARS:
             raise BadRequestError(f"Item ids are at most {MAX_CHATKIT_ITEM_ID_CHARS} characters")
         ref = parse_item_id(item.id)
+        if ref.kind in ("reply", "tools"):
+            return  # a reply and its tool calls: the turn saved them in the log
         async with session_scope(context.sessionmaker) as db:
             thread = await owned_thread(db, context.user_id, thread_id)
-            if ref.kind in ("reply", "tools"):
-                return  # a reply and its tool calls: the turn saved them in the log
             if await find_message(db, thread.id, ref) is not None:
                 raise UnprocessableError(
                     f"Item {item.id} is a message of the log: it cannot be replaced"
