@@ -49,3 +49,16 @@ class TestStream:
         assert received == [
             b'data: {"type":"error","code":"custom","message":"busy","allow_retry":true}\n\n'
         ]
+
+    async def test_the_database_out_of_reach_is_a_retryable_chatkit_error(self) -> None:
+        from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+        async def frames() -> AsyncGenerator[bytes, None]:
+            raise PoolTimeoutError("QueuePool limit reached")
+            yield b""  # an async generator
+
+        received = [f async for f in router._stream(StreamingResult(frames()), context())]
+        assert received == [
+            b'data: {"type":"error","code":"custom",'
+            b'"message":"The database is unavailable; retry shortly","allow_retry":true}\n\n'
+        ]

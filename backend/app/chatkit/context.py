@@ -45,8 +45,9 @@ class ChatKitContext:
     turn: RunningTurn | None = None
     owned_thread: Thread | None = None
     stopped: bool = False
-    # Threads this request read (id -> metadata): read once, whoever asks.
+    # Threads this request read (id -> metadata, and the row): read once, whoever asks.
     threads: dict[str, ThreadMetadata] = field(default_factory=dict)
+    thread_rows: dict[str, Thread] = field(default_factory=dict)
 
     def stop_turn(self) -> None:
         """Stop the turn this request started (ChatKit's stop: the client aborted the stream).

@@ -9,11 +9,15 @@ not the caller's (ChatKit's `NotFoundError`, exactly as for one that does not ex
 
 from __future__ import annotations
 
+import psycopg
 from chatkit.errors import ErrorCode
 from chatkit.store import NotFoundError as ChatKitNotFoundError
 from chatkit.types import ErrorEvent
+from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeoutError
 
-from app.errors import AppError, NotFoundError
+from app.errors import AppError, NotFoundError, ServiceUnavailableError
+
+DATABASE_UNAVAILABLE = "The database is unavailable; retry shortly"
 
 
 class NotSupportedError(AppError):
@@ -23,12 +27,24 @@ class NotSupportedError(AppError):
 
 
 def as_app_error(error: Exception) -> AppError | None:
-    """The API error a ChatKit refusal is (its not-found is our 404), or None if unexpected."""
+    """The API error a ChatKit refusal is (its not-found is our 404; the database out of
+    reach our 503, as in REST), or None if unexpected."""
     if isinstance(error, AppError):
         return error
     if isinstance(error, ChatKitNotFoundError):
         return NotFoundError(str(error))
+    if is_database_outage(error):
+        return ServiceUnavailableError(DATABASE_UNAVAILABLE)
     return None
+
+
+def is_database_outage(error: Exception) -> bool:
+    """The pool had no connection in time, or the connection failed (not a bug: retry)."""
+    if isinstance(error, PoolTimeoutError):
+        return True
+    return isinstance(error, DBAPIError) and (
+        error.connection_invalidated or isinstance(error.orig, psycopg.OperationalError)
+    )
 
 
 def error_event(error: Exception) -> ErrorEvent:

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse
 
 from app.chatkit.context import ChatKitContext
-from app.chatkit.errors import as_app_error, error_event
+from app.chatkit.errors import as_app_error, error_event, is_database_outage
 from app.chatkit.server import ThreadkeeperChatKitServer
 from app.errors import ERROR_RESPONSES, NotFoundError
 
@@ -134,6 +134,8 @@ async def _pump(result: StreamingResult, queue: asyncio.Queue[bytes | None]) -> 
     except Exception as e:
         if as_app_error(e) is None:
             logger.exception("ChatKit stream failed")
+        elif is_database_outage(e):
+            logger.warning("Database unavailable: %s", type(e).__name__)
         await queue.put(sse_frame(error_event(e)))
     await queue.put(None)
 

@@ -17,7 +17,6 @@ from typing import Any
 from chatkit.actions import Action
 from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
-from chatkit.store import NotFoundError as ChatKitNotFoundError
 from chatkit.types import (
     AttachmentsCreateReq,
     AttachmentsDeleteReq,
@@ -45,7 +44,7 @@ from chatkit.types import (
 from pydantic import TypeAdapter, ValidationError
 
 from app.chatkit.context import ChatKitContext
-from app.chatkit.errors import NotSupportedError, error_event
+from app.chatkit.errors import NotSupportedError, as_app_error, error_event
 from app.chatkit.ids import parse_item_id
 from app.chatkit.items import input_text, title_from, typed_text
 from app.chatkit.queries import find_message, owned_thread
@@ -53,7 +52,7 @@ from app.chatkit.starting import start_retry
 from app.chatkit.store import ATTACHMENTS_UNSUPPORTED, ThreadkeeperStore
 from app.chatkit.translate import follow_turn
 from app.db import session_scope
-from app.errors import AppError, NotFoundError, UnprocessableError
+from app.errors import NotFoundError, UnprocessableError
 from app.models import MessageRole
 from app.models.text import unstorable_in
 from app.services.messages import check_message_text
@@ -104,7 +103,9 @@ class ThreadkeeperChatKitServer(ChatKitServer[ChatKitContext]):
                 raise CustomStreamError("This agent answers user messages only")
             try:
                 await start_retry(context, thread.id, input_user_message)
-            except (AppError, ChatKitNotFoundError) as e:
+            except Exception as e:
+                if as_app_error(e) is None:
+                    raise
                 refusal = error_event(e)
                 raise CustomStreamError(
                     str(refusal.message), allow_retry=refusal.allow_retry

@@ -61,7 +61,10 @@ async def start_retry(context: ChatKitContext, thread_id: str, item: UserMessage
 async def _start(context: ChatKitContext, thread_id: str, prepare: _Prepare) -> None:
     async def _open() -> RunningTurn:
         async with context.sessionmaker() as db:
-            thread = await owned_thread(db, context.user_id, thread_id)
+            # Read (or created) by this request already; the lease claim checks the owner.
+            thread = context.thread_rows.get(thread_id)
+            if thread is None:
+                thread = await owned_thread(db, context.user_id, thread_id)
             context.owned_thread = thread
             turn = await prepare(db, thread)
             try:

@@ -79,8 +79,9 @@ class ThreadkeeperStore(Store[ChatKitContext]):
         loaded = context.threads.get(thread_id)
         if loaded is None:
             async with session_scope(context.sessionmaker) as db:
-                loaded = thread_metadata(await owned_thread(db, context.user_id, thread_id))
-            context.threads[thread_id] = loaded
+                row = await owned_thread(db, context.user_id, thread_id)
+            loaded = context.threads[thread_id] = thread_metadata(row)
+            context.thread_rows[thread_id] = row
         return loaded.model_copy(deep=True)
 
     async def save_thread(self, thread: ThreadMetadata, context: ChatKitContext) -> None:
@@ -91,7 +92,7 @@ class ThreadkeeperStore(Store[ChatKitContext]):
         thread.title = title  # the answer shows the title as stored (trimmed, blank: none)
         async with session_scope(context.sessionmaker) as db:
             if thread.id == context.new_thread_id:
-                await threads.create_thread(
+                context.thread_rows[thread.id] = await threads.create_thread(
                     db,
                     user_id=context.user_id,
                     title=title,
@@ -106,6 +107,7 @@ class ThreadkeeperStore(Store[ChatKitContext]):
                 db, row, threads.ThreadChanges(title=title, status=status, metadata=metadata or {})
             )
         context.threads.pop(thread.id, None)
+        context.thread_rows.pop(thread.id, None)
 
     async def load_threads(
         self, limit: int, after: str | None, order: str, context: ChatKitContext
