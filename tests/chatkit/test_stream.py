@@ -62,3 +62,16 @@ class TestStream:
             b'data: {"type":"error","code":"custom",'
             b'"message":"The database is unavailable; retry shortly","allow_retry":true}\n\n'
         ]
+
+
+class TestLogging:
+    def test_the_librarys_records_go_through_the_apps_handlers_only(self) -> None:
+        import logging
+
+        from app.main import create_app
+
+        chatkit_logger = logging.getLogger("chatkit")
+        chatkit_logger.addHandler(logging.StreamHandler())  # what chatkit.logger does
+        create_app()
+        assert chatkit_logger.handlers == []
+        assert chatkit_logger.propagate is True

@@ -50,7 +50,7 @@ CallerDependency = Callable[..., Awaitable[Caller]]
 
 def chatkit_router(current_user: CallerDependency) -> APIRouter:
     """The `/chatkit` endpoint, authenticating with `current_user` (the API's dependency)."""
-    _quiet_expected_refusals()
+    _adopt_chatkit_logger()
     router = APIRouter(tags=["chatkit"])
 
     @router.post(
@@ -155,7 +155,13 @@ class _ExpectedRefusals(logging.Filter):
         return not (isinstance(cause, Exception) and as_app_error(cause) is not None)
 
 
-def _quiet_expected_refusals() -> None:
+def _adopt_chatkit_logger() -> None:
+    """Send the library's log records through ours (JSON lines in production): with LOG_LEVEL
+    set, `chatkit.logger` adds a plain-text handler of its own, which printed each record
+    twice and broke one-JSON-object-per-line. Refusals are not logged as errors."""
     chatkit_logger = logging.getLogger("chatkit")
+    for handler in list(chatkit_logger.handlers):
+        chatkit_logger.removeHandler(handler)
+    chatkit_logger.propagate = True
     if not any(isinstance(f, _ExpectedRefusals) for f in chatkit_logger.filters):
         chatkit_logger.addFilter(_ExpectedRefusals())
