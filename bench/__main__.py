@@ -23,8 +23,8 @@ from bench import env
 from bench.report import Row, print_report, write_json
 from bench.systems import DESCRIPTIONS
 
-WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8")
-NEEDS_DATABASE = {"w6", "w7", "w8"}
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w11", "w12")
+NEEDS_DATABASE = {"w6", "w7", "w11", "w12"}
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,13 @@ class Plan:
     w7_rounds: int = 3
     w7_turns_per_round: int = 5
     w7_sequential: int = 40
-    w8_clients: int = 32
-    w8_rounds: int = 3
-    w8_turns_per_round: int = 5
+    w11_clients: int = 32
+    w11_rounds: int = 3
+    w11_turns_per_round: int = 5
+    w12_clients: int = 32
+    w12_rounds: int = 3
+    w12_turns_per_round: int = 5
+    w12_sequential: int = 40
 
 
 QUICK = Plan(
@@ -59,9 +63,12 @@ QUICK = Plan(
     w7_rounds=1,
     w7_turns_per_round=1,
     w7_sequential=5,
-    w8_clients=8,
-    w8_rounds=1,
-    w8_turns_per_round=2,
+    w11_clients=8,
+    w11_rounds=1,
+    w11_turns_per_round=2,
+    w12_rounds=1,
+    w12_turns_per_round=1,
+    w12_sequential=5,
 )
 
 
@@ -85,7 +92,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Callable]]:
     """(workload, thunk) in run order; each thunk returns (rows, raw figures)."""
-    from bench import cleanup, memory_workloads as memory, nodes, service, throughput
+    from bench import (
+        chatkit_turns,
+        cleanup,
+        memory_workloads as memory,
+        nodes,
+        service,
+        throughput,
+    )
 
     names = ["A", "B", "C", "T"] if db else ["A", "B", "T"]
     url = db.url if db else None
@@ -117,15 +131,24 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
             per_round=plan.w7_turns_per_round,
             seq=plan.w7_sequential,
         )
-        w8 = partial(
+        w11 = partial(
             nodes.w8,
             root,
             db,
-            clients=plan.w8_clients,
-            rounds=plan.w8_rounds,
-            per_round=plan.w8_turns_per_round,
+            clients=plan.w11_clients,
+            rounds=plan.w11_rounds,
+            per_round=plan.w11_turns_per_round,
         )
-        jobs += [("w6", w6), ("w7", w7), ("w8", w8)]
+        w12 = partial(
+            chatkit_turns.w8,
+            root,
+            db,
+            clients=plan.w12_clients,
+            rounds=plan.w12_rounds,
+            per_round=plan.w12_turns_per_round,
+            seq=plan.w12_sequential,
+        )
+        jobs += [("w6", w6), ("w7", w7), ("w11", w11), ("w12", w12)]
     return jobs
 
 

@@ -2,8 +2,10 @@
 
 The database comes from BENCH_DATABASE_URL, else TEST_DATABASE_URL, else the embedded server
 under data/bench-postgres, so `make bench` works on a fresh clone with nothing installed. Every
-run works in a scratch database (`threadkeeper_bench`, recreated and migrated with the
-project's own Alembic migrations) and a scratch directory, both removed at the end.
+run works in a scratch database (`<database>_threadkeeper_bench`, named after the URL's
+database like the tests' own, so runs from different checkouts on one server do not drop each
+other's; recreated and migrated with the project's own Alembic migrations) and a scratch
+directory, both removed at the end.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import make_url
 
-SCRATCH_DATABASE = "threadkeeper_bench"
+SCRATCH_SUFFIX = "_threadkeeper_bench"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_DIR = REPO_ROOT / "data" / "bench-postgres"
 OUT_DIR = REPO_ROOT / "data" / "bench"
@@ -63,14 +65,15 @@ def scratch_database() -> Iterator[Database]:
         embedded = start_embedded_sync(EMBEDDED_DIR, database="postgres")
         base, source = embedded.url, "embedded (data/bench-postgres)"
     admin = libpq(base)
-    url = make_url(base).set(database=SCRATCH_DATABASE).render_as_string(hide_password=False)
+    scratch = (make_url(base).database or "postgres") + SCRATCH_SUFFIX
+    url = make_url(base).set(database=scratch).render_as_string(hide_password=False)
     try:
-        drop_database(admin, SCRATCH_DATABASE, recreate=True)
+        drop_database(admin, scratch, recreate=True)
         asyncio.run(upgrade_url(url))
         yield Database(url=url, conninfo=libpq(url), source=source)
     finally:
         try:
-            drop_database(admin, SCRATCH_DATABASE)
+            drop_database(admin, scratch)
         finally:
             if embedded is not None:
                 embedded.stop()

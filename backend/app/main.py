@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.api import health, metrics
+from app.api.deps import get_current_user
 from app.api.dev import include_dev_routes
 from app.api.router import api_router
 from app.assistant.provider import ModelProvider
@@ -28,6 +29,7 @@ from app.bootstrap import (
     build_turn_runner,
     open_database,
 )
+from app.chatkit.router import chatkit_router
 from app.config import Settings, get_settings
 from app.cors import add_cors
 from app.db import SessionMaker
@@ -155,6 +157,7 @@ def create_app(settings: Settings | None = None, *, model: Model | None = None) 
         app.include_router(metrics.router)
     app.include_router(health.router)
     app.include_router(api_router, prefix="/api")
+    app.include_router(chatkit_router(get_current_user))
     include_dev_routes(app, settings)
     add_docs(app)
     add_page(app, settings)

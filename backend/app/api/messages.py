@@ -10,16 +10,11 @@ from pydantic import BaseModel, ConfigDict
 
 from app.api.deps import DbSessionDep, OwnedThreadDep, SettingsDep, TurnRunnerDep
 from app.api.streaming import TURN_RESPONSES, start_and_respond
-from app.errors import (
-    ERROR_RESPONSES,
-    ErrorPublic,
-    PayloadTooLargeError,
-    UnprocessableError,
-)
+from app.errors import ERROR_RESPONSES, ErrorPublic
 from app.models import MessagesPublic, message_public
 from app.models.text import StorableText
 from app.services import messages
-from app.services.messages import SortOrder
+from app.services.messages import SortOrder, check_message_text
 from app.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/threads", tags=["messages"], responses=ERROR_RESPONSES)
@@ -86,11 +81,3 @@ async def retry_message(
     """
     turn = await turns.prepare_retry(db, thread, message_id=message_id)
     return await start_and_respond(request, db, turns, turn)
-
-
-def check_message_text(text: str, max_chars: int) -> str:
-    if not text.strip():
-        raise UnprocessableError("text must not be empty")
-    if len(text) > max_chars:
-        raise PayloadTooLargeError(f"text is {len(text)} characters; the limit is {max_chars}")
-    return text

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -17,24 +16,13 @@ from app.api.deps import (
     SessionMakerDep,
     SettingsDep,
 )
-from app.errors import ERROR_RESPONSES, ErrorPublic, UnprocessableError
+from app.errors import ERROR_RESPONSES, ErrorPublic
 from app.models import ThreadCreate, ThreadPublic, ThreadsPublic, ThreadStatus, ThreadUpdate
-from app.models.text import unstorable_in
 from app.services import threads
 from app.services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from app.services.threads import UNSET
+from app.services.threads import UNSET, check_metadata, clean_title
 
 router = APIRouter(prefix="/threads", tags=["threads"], responses=ERROR_RESPONSES)
-
-
-def clean_title(title: str | None, max_chars: int) -> str | None:
-    """Trim a title; blank means untitled. Raises UnprocessableError past the limit."""
-    if title is None or not title.strip():
-        return None
-    title = title.strip()
-    if len(title) > max_chars:
-        raise UnprocessableError(f"title is {len(title)} characters; the limit is {max_chars}")
-    return title
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ThreadPublic)
@@ -97,21 +85,6 @@ async def update_thread(
         metadata=(metadata or {}) if "metadata" in sent else UNSET,
     )
     return ThreadPublic.model_validate(await threads.update_thread(db, thread, changes))
-
-
-def check_metadata(metadata: dict[str, Any] | None, max_bytes: int) -> dict[str, Any] | None:
-    """Metadata as stored: every string storable, at most `max_bytes` of JSON in all."""
-    if metadata is None:
-        return None
-    problem = unstorable_in(metadata)
-    if problem is not None:
-        raise UnprocessableError(f"metadata: {problem}")
-    size = len(json.dumps(metadata, ensure_ascii=False).encode())
-    if size > max_bytes:
-        raise UnprocessableError(
-            f"metadata is {size} bytes of JSON; the limit is {max_bytes} (MAX_THREAD_METADATA_BYTES)"
-        )
-    return metadata
 
 
 @router.delete(

@@ -1,5 +1,6 @@
 """Every table model, re-exported so `SQLModel.metadata` is complete for Alembic."""
 
+from app.models.chatkit_item import ChatKitItem
 from app.models.maintenance import (
     MaintenanceRun,
     MaintenanceRunPublic,
@@ -28,6 +29,7 @@ from app.models.turn import Turn, TurnStatus
 from app.models.user import User
 
 __all__ = [
+    "ChatKitItem",
     "MaintenanceRun",
     "MaintenanceRunPublic",
     "MaintenanceRunsPublic",

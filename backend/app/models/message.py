@@ -23,7 +23,16 @@ class MessageRole(StrEnum):
 
 class Message(SQLModel, table=True):
     __tablename__ = "messages"
-    __table_args__ = (sa.Index("ix_messages_thread_time", "thread_id", "created_at", "id"),)
+    __table_args__ = (
+        sa.Index("ix_messages_thread_time", "thread_id", "created_at", "id"),
+        # ChatKit addresses a message by the item id its client was given (see app.chatkit).
+        sa.Index(
+            "ix_messages_chatkit_item_id",
+            "thread_id",
+            sa.text("(chatkit_item ->> 'id')"),
+            postgresql_where=sa.text("chatkit_item IS NOT NULL"),
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     thread_id: uuid.UUID = Field(foreign_key="threads.id", nullable=False, ondelete="CASCADE")
@@ -38,6 +47,13 @@ class Message(SQLModel, table=True):
         sa_column=sa.Column(
             "metadata", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")
         ),
+    )
+    # The ChatKit item of a message that came through ChatKit, as its client sent it (tags,
+    # quoted text, inference options); None for messages written through REST, which ChatKit
+    # renders from role, content and metadata. Never shown by the REST API.
+    # (none_as_null: None is SQL NULL, not JSON null, so `IS NULL` finds REST messages.)
+    chatkit_item: dict[str, Any] | None = Field(
+        default=None, sa_column=sa.Column("chatkit_item", JSONB(none_as_null=True), nullable=True)
     )
 
 

@@ -9,14 +9,34 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.errors import BadRequestError, ConflictError, NotFoundError
-from app.models import Message, MessageRole, Thread, Turn, TurnStatus
+from app.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnprocessableError,
+)
+from app.models import ChatKitItem, Message, MessageRole, Thread, Turn, TurnStatus
 from app.models.base import utc_now
 from app.models.text import make_storable
 from app.services import leases
 from app.services.pagination import Page
 
 SortOrder = Literal["asc", "desc"]
+
+
+def check_message_text(text: str, max_chars: int) -> str:
+    """A user's message as a turn takes it: not blank, at most `max_chars` characters.
+
+    Raises:
+        UnprocessableError: blank text.
+        PayloadTooLargeError: text over the limit (MAX_MESSAGE_CHARS).
+    """
+    if not text.strip():
+        raise UnprocessableError("text must not be empty")
+    if len(text) > max_chars:
+        raise PayloadTooLargeError(f"text is {len(text)} characters; the limit is {max_chars}")
+    return text
 
 
 async def list_messages(
@@ -162,8 +182,9 @@ async def get_message(db: AsyncSession, thread: Thread, message_id: uuid.UUID) -
 
 
 async def delete_after(db: AsyncSession, message: Message, *, keep: Message | None = None) -> int:
-    """Delete every message of `message`'s thread that comes after it (but `keep`); returns
-    how many."""
+    """Delete every message of `message`'s thread that comes after it (but `keep`), and the
+    ChatKit items stored after it (widgets, workflows, ...: see `ChatKitItem`); returns how
+    many messages."""
     statement = sa.delete(Message).where(
         col(Message.thread_id) == message.thread_id,
         sa.tuple_(Message.created_at, Message.id) > sa.tuple_(message.created_at, message.id),
@@ -171,6 +192,12 @@ async def delete_after(db: AsyncSession, message: Message, *, keep: Message | No
     if keep is not None:
         statement = statement.where(col(Message.id) != keep.id)
     deleted = await db.exec(statement)
+    await db.exec(
+        sa.delete(ChatKitItem).where(
+            col(ChatKitItem.thread_id) == message.thread_id,
+            col(ChatKitItem.created_at) > message.created_at,
+        )
+    )
     return int(deleted.rowcount)
 
 

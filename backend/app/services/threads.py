@@ -6,6 +6,7 @@ leak nothing across users.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from enum import Enum
@@ -16,10 +17,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import SessionMaker, session_scope
-from app.errors import BadRequestError, NotFoundError
+from app.errors import BadRequestError, NotFoundError, UnprocessableError
 from app.memory import MemoryStore
 from app.models import Thread, ThreadStatus
 from app.models.base import utc_now
+from app.models.text import unstorable_in
 from app.services import leases
 from app.services.pagination import Page
 
@@ -38,6 +40,31 @@ class ThreadChanges:
     metadata: dict[str, Any] | _Unset = UNSET
 
 
+def clean_title(title: str | None, max_chars: int) -> str | None:
+    """Trim a title; blank means untitled. Raises UnprocessableError past the limit."""
+    if title is None or not title.strip():
+        return None
+    title = title.strip()
+    if len(title) > max_chars:
+        raise UnprocessableError(f"title is {len(title)} characters; the limit is {max_chars}")
+    return title
+
+
+def check_metadata(metadata: dict[str, Any] | None, max_bytes: int) -> dict[str, Any] | None:
+    """Metadata as stored: every string storable, at most `max_bytes` of JSON in all."""
+    if metadata is None:
+        return None
+    problem = unstorable_in(metadata)
+    if problem is not None:
+        raise UnprocessableError(f"metadata: {problem}")
+    size = len(json.dumps(metadata, ensure_ascii=False).encode())
+    if size > max_bytes:
+        raise UnprocessableError(
+            f"metadata is {size} bytes of JSON; the limit is {max_bytes} (MAX_THREAD_METADATA_BYTES)"
+        )
+    return metadata
+
+
 async def create_thread(
     db: AsyncSession,
     *,
@@ -45,9 +72,13 @@ async def create_thread(
     title: str | None,
     agent: str,
     metadata: dict[str, Any] | None = None,
+    thread_id: uuid.UUID | None = None,
 ) -> Thread:
-    """A new thread of the user's, served by `agent` (a name in AGENTS, checked by the caller)."""
-    thread = Thread(user_id=user_id, title=title, agent=agent, meta=metadata or {})
+    """A new thread of the user's, served by `agent` (a name in AGENTS, checked by the caller);
+    `thread_id`: one a client (ChatKit) was already given."""
+    thread = Thread(
+        id=thread_id or uuid.uuid4(), user_id=user_id, title=title, agent=agent, meta=metadata or {}
+    )
     db.add(thread)
     await db.flush()
     return thread

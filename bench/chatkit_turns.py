@@ -1,0 +1,210 @@
+"""Workload 8: a ChatKit turn (`POST /chatkit`, threads.add_user_message) against the same
+turn over REST (`POST /api/threads/{id}/messages`), on one server.
+
+Both run the same turn service on the offline model, so the difference is the front end:
+ChatKit's request parsing and routing, its store's reads (the thread, the user item written
+with the message), the event translation and its larger frames, and the pump that sends
+keep-alives. One client alone measures a turn's cost; concurrent clients the throughput.
+The two sides alternate (rotated order) in every repetition, each with its own threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.env import Database
+from bench.report import Row
+from bench.server import Server, create_thread, running_server, streamed_turn
+from bench.stats import ratio, raw_ms, rotated, summarize
+
+BATCH_TIME_LIMIT_S = 90.0
+
+
+def text_for(client: int, k: int) -> str:
+    return f"remember that x{client} is {k}" if k % 2 == 0 else "what did I ask you to remember?"
+
+
+class Front:
+    """One front end of the server: a user (own token) and a thread per client."""
+
+    def __init__(self, name: str, server: Server, tokens: list[str]) -> None:
+        self.name = name
+        self.clients = [
+            httpx.AsyncClient(
+                base_url=server.url,
+                headers={"Authorization": f"Bearer {t}"},
+                timeout=httpx.Timeout(60.0),
+            )
+            for t in tokens
+        ]
+        self.threads: list[str] = []
+
+    async def start(self) -> None:
+        self.threads = list(await asyncio.gather(*(create_thread(c) for c in self.clients)))
+
+    async def turn(self, i: int, text: str) -> str | None:
+        if self.name == "rest":
+            return await streamed_turn(self.clients[i], self.threads[i], text)
+        return await chatkit_turn(self.clients[i], self.threads[i], text)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(c.aclose() for c in self.clients))
+
+
+async def chatkit_turn(client: httpx.AsyncClient, thread_id: str, text: str) -> str | None:
+    """A ChatKit `threads.add_user_message`, read to the end of its stream.
+
+    Returns:
+        None when the reply item was done; otherwise what went wrong.
+    """
+    from chatkit.types import (
+        InferenceOptions,
+        ThreadAddUserMessageParams,
+        ThreadsAddUserMessageReq,
+        UserMessageInput,
+        UserMessageTextContent,
+    )
+
+    message = UserMessageInput(
+        content=[UserMessageTextContent(text=text)],
+        attachments=[],
+        inference_options=InferenceOptions(),
+    )
+    request = ThreadsAddUserMessageReq(
+        params=ThreadAddUserMessageParams(thread_id=thread_id, input=message)
+    )
+    outcome = "stream ended without the reply"
+    async with client.stream(
+        "POST",
+        "/chatkit",
+        content=request.model_dump_json(),
+        headers={"content-type": "application/json"},
+    ) as response:
+        if response.status_code != 200:
+            return f"HTTP {response.status_code}"
+        async for line in response.aiter_lines():
+            if line.startswith('data: {"type":"error"'):
+                outcome = f"error event: {line[6:200]}"
+            elif line.startswith('data: {"type":"thread.item.done"') and (
+                '"type":"assistant_message"' in line
+            ):
+                outcome = ""
+    return outcome or None
+
+
+async def _batch(front: Front, clients: range, turns: int, first_k: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    async def converse(i: int) -> None:
+        for k in range(first_k, first_k + turns):
+            start = time.perf_counter()
+            try:
+                error = await front.turn(i, text_for(i, k))
+            except Exception as e:  # a failed request is a result
+                error = f"{type(e).__name__}: {e}"
+            latencies.append(time.perf_counter() - start)
+            if error:
+                errors.append(error)
+
+    began = time.perf_counter()
+    try:
+        async with asyncio.timeout(BATCH_TIME_LIMIT_S):
+            await asyncio.gather(*(converse(i) for i in clients))
+    except TimeoutError:
+        errors.append(f"batch time limit ({BATCH_TIME_LIMIT_S:.0f} s) reached")
+    return {
+        "latencies": latencies,
+        "errors": errors,
+        "missing": len(clients) * turns - len(latencies),
+        "wall_s": time.perf_counter() - began,
+    }
+
+
+async def _measure(fronts: list[Front], clients: int, rounds: int, per_round: int, seq: int):
+    sequential: dict[str, list[float]] = {f.name: [] for f in fronts}
+    loaded: dict[str, list[dict[str, Any]]] = {f.name: [] for f in fronts}
+    for front in fronts:  # warm-up: every client's first turn (imports, pools, files)
+        await _batch(front, range(clients + 1), 1, 0)
+    for k in range(seq):  # one client alone, one turn at a time, alternating
+        for front in rotated(fronts, k):
+            start = time.perf_counter()
+            await front.turn(clients, text_for(clients, 1 + k))
+            sequential[front.name].append(time.perf_counter() - start)
+    for r in range(rounds):
+        for front in rotated(fronts, r):
+            loaded[front.name].append(
+                await _batch(front, range(clients), per_round, 1 + seq + r * per_round)
+            )
+    return sequential, loaded
+
+
+def w8(root: Path, database: Database, *, clients: int, rounds: int, per_round: int, seq: int):
+    """One server with one worker; REST and ChatKit turns interleaved."""
+    from app.auth import TokenService
+    from app.config import load_settings
+
+    secret = secrets.token_urlsafe(48)
+    settings = load_settings(AUTH_JWT_SECRET=secret, DATA_DIR=root, DATABASE_URL=database.url)
+    tokens = TokenService.from_settings(settings)
+    run = secrets.token_hex(4)
+    with running_server(1, root / "w8", database.url, secret) as server:
+
+        async def main() -> tuple:
+            fronts = [
+                Front(
+                    name, server, [tokens.issue(f"w8-{run}-{name}-{i}") for i in range(clients + 1)]
+                )
+                for name in ("rest", "chatkit")
+            ]
+            try:
+                for front in fronts:
+                    await front.start()
+                return await _measure(fronts, clients, rounds, per_round, seq)
+            finally:
+                for front in fronts:
+                    await front.aclose()
+
+        sequential, loaded = asyncio.run(main())
+    return _rows(sequential, loaded, clients)
+
+
+def _rows(sequential: dict, loaded: dict, clients: int) -> tuple[list[Row], dict]:
+    rows: list[Row] = []
+    base = summarize(sequential["rest"])
+    for name, samples in sequential.items():
+        s = summarize(samples)
+        row = Row("8", "1 client, sequential turns", name, s["median_ms"], s["p95_ms"])
+        if name != "rest":
+            row.ratio, row.ratio_of = ratio(s["median_ms"], base["median_ms"]), "median/rest"
+        rows.append(row)
+    thru: dict[str, float] = {}
+    for name, batches in loaded.items():
+        lat = [x for b in batches for x in b["latencies"]]
+        wall = sum(b["wall_s"] for b in batches)
+        errors = sum(len(b["errors"]) + b["missing"] for b in batches)
+        thru[name] = len(lat) / wall if wall else float("nan")
+        s = summarize(lat)
+        row = Row("8", f"{clients} clients, streamed turns", name, s["median_ms"], s["p95_ms"])
+        row.throughput = thru[name]
+        row.value = f"p99 {s['p99_ms']:.0f} ms, err {errors}"
+        if errors:
+            row.note = "; ".join(e for b in batches for e in b["errors"][:2])[:300]
+        if name != "rest":
+            row.ratio, row.ratio_of = ratio(thru[name], thru["rest"]), "thru/rest"
+        rows.append(row)
+    raw = {
+        "clients": clients,
+        "sequential_ms": {k: raw_ms(v) for k, v in sequential.items()},
+        "loaded": {
+            k: [{**b, "latencies": raw_ms(b["latencies"]), "errors": b["errors"][:5]} for b in v]
+            for k, v in loaded.items()
+        },
+    }
+    return rows, raw
