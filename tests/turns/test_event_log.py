@@ -70,3 +70,27 @@ class TestEncodedCopy:
         assert encoded is not None
         with pytest.raises(ValueError, match="does not follow"):
             TurnLog(start_after=2).ingest(encoded[1])
+
+
+class TestFollow:
+    async def test_a_follower_suspended_while_the_turn_ends_still_gets_every_event(self) -> None:
+        """The rest of a turn, `done` included, can be appended while a follower is between
+        two events (its client is slow); the follower must still get all of it."""
+        log = TurnLog()
+        log.append(TurnEvent.USER_MESSAGE, '{"id":"u"}')
+        log.append_delta('{"delta":"Got it"}')
+        got = []
+        async for event in log.follow(0):
+            assert event is not None
+            got.append(event[1])
+            if len(got) == 1:  # the turn finishes while this follower is suspended
+                log.append_delta('{"delta":" \u2014 a is 1."}')
+                log.append(TurnEvent.ASSISTANT_MESSAGE, '{"content":"Got it \u2014 a is 1."}')
+                log.append(TurnEvent.DONE, '{"status":"completed"}')
+        assert got == [
+            TurnEvent.USER_MESSAGE,
+            TurnEvent.TEXT_DELTA,
+            TurnEvent.TEXT_DELTA,
+            TurnEvent.ASSISTANT_MESSAGE,
+            TurnEvent.DONE,
+        ]

@@ -148,12 +148,15 @@ class TurnLog:
             sent = after
             while True:
                 waker.clear()
+                # Read before the snapshot: events appended while a yield is suspended (the
+                # rest of the turn, `done` included) are not in it, and must not be skipped.
+                finished = self.finished
                 for event in list(self.events_after(sent)):
                     sent = event[0]
                     yield event
                     if event[1] == TurnEvent.DONE:
                         return
-                if self.finished:
+                if finished:
                     return
                 try:
                     async with asyncio.timeout(idle_timeout_s):
