@@ -32,6 +32,7 @@ from app.metrics import MetricsMiddleware
 from app.middleware import BodySizeLimitMiddleware
 from app.scheduler.context import JobContext
 from app.scheduler.registry import build_scheduler, run_job
+from app.services import search_index
 from app.services.users import UserIdCache
 from app.turns.runner import TurnRunner
 from app.web.docs import add_docs
@@ -55,6 +56,8 @@ class State(TypedDict):
 async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     settings: Settings = app.state.settings
     async with open_database(settings) as database:
+        # Refuses to serve when SEARCH_TEXT_CONFIG is not what the stored vectors use.
+        search = await search_index.check_config(database.sessionmaker, settings.SEARCH_TEXT_CONFIG)
         memory_store = build_memory_store(settings)
         turn_runner = build_turn_runner(
             settings, database, memory_store, model=app.state.model_override
@@ -70,6 +73,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
                 kwargs={"trigger": "startup"},
                 id="reconcile-on-startup",
             )
+        if search.building:  # rows from before the search migration, or a switch underway
+            _resume_search_rebuild(scheduler, job_context)
         yield State(
             engine=database.engine,
             sessionmaker=database.sessionmaker,
@@ -84,6 +89,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
             scheduler.shutdown(wait=False)
         await turn_runner.aclose()
         memory_store.close()
+
+
+def _resume_search_rebuild(scheduler: AsyncIOScheduler | None, ctx: JobContext) -> None:
+    """Finish building search vectors in the background (one worker does: the job's lock)."""
+    if scheduler is None:
+        logger.warning(
+            "Search covers new messages only until `python -m app search reindex` has run"
+        )
+        return
+    scheduler.add_job(
+        run_job,
+        args=["reindex-search", ctx],
+        kwargs={"trigger": "startup"},
+        id="reindex-search-on-startup",
+    )
 
 
 def create_app(settings: Settings | None = None, *, model: Model | None = None) -> FastAPI:

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter
 
-from app.api import admin, messages, tasks, threads
+from app.api import admin, messages, search, tasks, threads
 
 api_router = APIRouter()
 api_router.include_router(threads.router)
 api_router.include_router(messages.router)
 api_router.include_router(tasks.router)
 api_router.include_router(admin.router)
+api_router.include_router(search.router)

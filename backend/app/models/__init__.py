@@ -7,6 +7,7 @@ from app.models.maintenance import (
     RunStatus,
 )
 from app.models.message import Message, MessagePublic, MessageRole, MessagesPublic
+from app.models.search import SearchConfig
 from app.models.task import Task, TaskCreate, TaskPublic, TasksPublic, TaskUpdate
 from app.models.thread import (
     MemoryState,
@@ -29,6 +30,7 @@ __all__ = [
     "MessageRole",
     "MessagesPublic",
     "RunStatus",
+    "SearchConfig",
     "Task",
     "TaskCreate",
     "TaskPublic",
