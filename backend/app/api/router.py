@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api import admin, messages, search, tasks, threads
+from app.api import admin, exports, messages, search, tasks, threads
 
 api_router = APIRouter()
 api_router.include_router(threads.router)
@@ -10,3 +10,4 @@ api_router.include_router(messages.router)
 api_router.include_router(tasks.router)
 api_router.include_router(admin.router)
 api_router.include_router(search.router)
+api_router.include_router(exports.router)
