@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from app.api import admin, exports, messages, search, tasks, threads
+from app.api import admin, admin_users, exports, me, messages, search, tasks, threads
 
 api_router = APIRouter()
 api_router.include_router(threads.router)
@@ -11,3 +11,5 @@ api_router.include_router(tasks.router)
 api_router.include_router(admin.router)
 api_router.include_router(search.router)
 api_router.include_router(exports.router)
+api_router.include_router(me.router)
+api_router.include_router(admin_users.router)

@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 
 from app.cli.common import load_settings_or_exit, one_line_errors
-from app.cli.data import search_cli
+from app.cli.data import search_cli, users_cli
 from app.cli.memory import sessions_cli
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Threadkeeper")
 cli.add_typer(sessions_cli, name="sessions")
+cli.add_typer(users_cli, name="users")
 cli.add_typer(search_cli, name="search")
 
 

@@ -1,4 +1,4 @@
-"""`python -m app search …`: the full-text search configuration, for operators."""
+"""`python -m app users …` and `python -m app search …`: users' data, for operators."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 
 from app.cli.common import run_with_jobs
 
+users_cli = typer.Typer(no_args_is_help=True, help="Users' data: erasure")
 search_cli = typer.Typer(no_args_is_help=True, help="Full-text search: its configuration")
 
 
@@ -16,6 +17,14 @@ def _print(value: Any) -> None:
     if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json")
     typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@users_cli.command()
+def erase(subject: str) -> None:
+    """Erase the user SUBJECT (a token's `sub`): threads, messages, tasks, memory files."""
+    from app.scheduler.data_admin import erase_subject
+
+    _print(run_with_jobs(lambda ctx: erase_subject(ctx, subject)))
 
 
 @search_cli.command()

@@ -7,8 +7,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.errors import NotFoundError
 from app.scheduler.context import JobContext
-from app.services import search_index
+from app.services import erasure, search_index
+from app.services.erasure import ErasureResult
+from app.services.users import find_user_id
+
+
+async def erase_subject(ctx: JobContext, subject: str) -> ErasureResult:
+    """Erase the user a token's `sub` names (never creating one).
+
+    Raises:
+        NotFoundError: no user has this subject.
+        ErasureBusyError: a reply is being generated in one of their threads.
+    """
+    async with ctx.sessionmaker() as db:
+        user_id = await find_user_id(db, subject)
+    if user_id is None:
+        raise NotFoundError(f"No user with subject {subject!r}")
+    return await erasure.erase_user(
+        ctx.sessionmaker, ctx.memory_store, user_id=user_id, subject=subject
+    )
 
 
 async def reindex_search(ctx: JobContext, *, force: bool = False) -> dict[str, Any]:

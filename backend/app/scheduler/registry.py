@@ -64,7 +64,7 @@ async def run_job(
     async with ctx.sessionmaker() as lock_db, lock_db.begin():
         # The lock's transaction idles while the job runs; a long job (rebuilding search
         # vectors takes minutes) must not lose it to the idle-in-transaction timeout.
-        await lock_db.execute(sa.text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+        await lock_db.exec(sa.text("SET LOCAL idle_in_transaction_session_timeout = 0"))  # type: ignore[call-overload]  # sqlmodel types exec() for select(); text() runs the same way
         got = await lock_db.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(lock_key(name))))
         run = MaintenanceRun(job=name, trigger=trigger)
         if not got:
