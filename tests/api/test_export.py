@@ -124,14 +124,17 @@ class TestAccountExport:
         monkeypatch.setattr(export, "THREAD_BATCH", 2)
         monkeypatch.setattr(export, "MESSAGE_BATCH", 2)
         monkeypatch.setattr(export, "TASK_BATCH", 2)
-        threads = [await create_thread(client, alice, f"t{i}") for i in range(4)]
+        threads = [await create_thread(client, alice, f"t{i}") for i in range(5)]
         texts = [f"m{i}" for i in range(messages)]
-        await add_messages(running.sessionmaker, threads[0], *texts)
+        # A long thread, read page by page; then short ones, read two threads per query.
+        logs = [texts, ["b"], ["c"], ["d", "e"], []]
+        for thread_id, log in zip(threads, logs, strict=True):
+            await add_messages(running.sessionmaker, thread_id, *log)
         for i in range(messages):
             await client.post("/api/tasks", json={"title": f"task {i}"}, headers=alice)
         document = await export_json(client, alice, "/api/me/export")
         assert [t["id"] for t in document["threads"]] == threads
-        assert [m["content"] for m in document["threads"][0]["messages"]] == texts
+        assert [[m["content"] for m in t["messages"]] for t in document["threads"]] == logs
         assert [t["title"] for t in document["tasks"]] == [f"task {i}" for i in range(messages)]
         one = await export_json(client, alice, f"/api/threads/{threads[0]}/export")
         assert [m["content"] for m in one["threads"][0]["messages"]] == texts

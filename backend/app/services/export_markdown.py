@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from app.db import SessionMaker
 from app.models.export import ExportMessage, ExportToolCall
-from app.services.export import ExportScope, export_message, iter_messages
+from app.services.export import ExportScope, iter_messages, message_fields
 
 MAX_TOOL_TEXT_CHARS = 300
 _BACKTICKS = re.compile("`+")
@@ -30,7 +30,8 @@ async def stream_markdown(sessionmaker: SessionMaker, scope: ExportScope) -> Asy
         f"{thread.message_count} messages.*\n"
     ).encode()
     async for batch in iter_messages(sessionmaker, thread.id, until=scope.exported_at):
-        yield "".join(render_message(export_message(m)) for m in batch).encode()
+        messages = (ExportMessage.model_validate(message_fields(row)) for row in batch)
+        yield "".join(render_message(message) for message in messages).encode()
 
 
 def render_message(message: ExportMessage) -> str:
