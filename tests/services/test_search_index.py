@@ -80,6 +80,7 @@ class TestReindex:
             "config": "english",
             "rebuilt": True,
             "finished": True,
+            "vacuumed": True,
             "threads": 1,
             "messages": 2,
             "batches": 2,
