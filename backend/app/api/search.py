@@ -22,7 +22,14 @@ async def search_threads(
     db: DbSessionDep,
     user: CurrentUserDep,
     settings: SettingsDep,
-    q: Annotated[StorableText, Query(description='Words, "a phrase", or, -excluded')],
+    q: Annotated[
+        StorableText,
+        Query(
+            description='Words, "a phrase", or, -excluded',
+            # Documented for clients; checked by check_query, whose 422 names the limit.
+            json_schema_extra={"minLength": 1, "maxLength": MAX_SEARCH_QUERY_CHARS},
+        ),
+    ],
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     after: Annotated[str | None, Query(max_length=512)] = None,
 ) -> SearchResults:
