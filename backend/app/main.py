@@ -79,7 +79,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         # What exists now lives as long as the process: keep it out of the garbage
         # collector's full passes, which otherwise scan ~260,000 objects (0.3 s, more on a
         # busy machine) whenever a request allocates a lot, such as an account's export.
-        gc.freeze()
+        # Once per process: a later lifespan (tests start many apps) would freeze garbage.
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
         yield State(
             engine=database.engine,
             sessionmaker=database.sessionmaker,
