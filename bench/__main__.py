@@ -23,8 +23,8 @@ from bench import env
 from bench.report import Row, print_report, write_json
 from bench.systems import DESCRIPTIONS
 
-WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w11", "w12")
-NEEDS_DATABASE = {"w6", "w7", "w11", "w12"}
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w10", "w11", "w12")
+NEEDS_DATABASE = {"w6", "w7", "w10", "w11", "w12"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,10 @@ class Plan:
     w12_rounds: int = 3
     w12_turns_per_round: int = 5
     w12_sequential: int = 40
+    # W10: 1,000 users x 100 threads x 20 messages, plus one user of 1,000 threads to erase.
+    w10_users: int = 1_000
+    w10_eraser_threads: int = 1_000
+    w10_search_reps: int = 40
 
 
 QUICK = Plan(
@@ -69,6 +73,9 @@ QUICK = Plan(
     w12_rounds=1,
     w12_turns_per_round=1,
     w12_sequential=5,
+    w10_users=20,
+    w10_eraser_threads=200,
+    w10_search_reps=5,
 )
 
 
@@ -99,6 +106,8 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
         nodes,
         service,
         throughput,
+        w10 as users_data,
+        w10_seed,
     )
 
     names = ["A", "B", "C", "T"] if db else ["A", "B", "T"]
@@ -148,7 +157,14 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
             per_round=plan.w12_turns_per_round,
             seq=plan.w12_sequential,
         )
-        jobs += [("w6", w6), ("w7", w7), ("w11", w11), ("w12", w12)]
+        shape = w10_seed.Shape(
+            users=plan.w10_users,
+            threads_per_user=100,
+            messages_per_thread=20,
+            eraser_threads=plan.w10_eraser_threads,
+        )
+        w10 = partial(_arun, users_data.w10, root, db, shape, plan.w10_search_reps)
+        jobs += [("w6", w6), ("w7", w7), ("w10", w10), ("w11", w11), ("w12", w12)]
     return jobs
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import httpx
 import sqlalchemy as sa
 
-from app.models import Thread
+from app.models import Message, Thread
 from app.models.base import utc_now
 from tests.sse import send
 
@@ -62,3 +62,29 @@ async def logged(
     response = await client.get(f"/api/threads/{thread_id}/messages?limit=100", headers=headers)
     assert response.status_code == 200, response.text
     return [(m["role"], m["content"]) for m in response.json()["data"]]
+
+
+async def add_messages(
+    sessionmaker, thread_id: str | uuid.UUID, *texts: str, role: str = "user"
+) -> list[uuid.UUID]:
+    """Log rows written directly (a second apart, oldest first), as turns would have saved
+    them: for tests about reading the log (search, export), not about turns."""
+    start = utc_now() - timedelta(seconds=len(texts))
+    rows = [
+        Message(
+            thread_id=uuid.UUID(str(thread_id)),
+            role=role,
+            content=text,
+            created_at=start + timedelta(seconds=i),
+        )
+        for i, text in enumerate(texts)
+    ]
+    async with sessionmaker() as db:
+        db.add_all(rows)
+        await db.exec(
+            sa.update(Thread)
+            .where(Thread.id == uuid.UUID(str(thread_id)))
+            .values(message_count=Thread.message_count + len(rows))
+        )
+        await db.commit()
+    return [row.id for row in rows]

@@ -10,7 +10,17 @@ from app import schema
 from app.db import create_engine
 from tests.database import drop_database, recreate_database
 
-TABLES = {"users", "threads", "messages", "tasks", "maintenance_runs"}
+TABLES = {"users", "threads", "messages", "tasks", "maintenance_runs", "search_config"}
+USER, THREAD = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+# A deployment's rows as revision 0005 stores them.
+EXISTING_ROWS = (
+    f"INSERT INTO users (id, subject, created_at) VALUES ('{USER}', 'old', now())",
+    "INSERT INTO threads (id, user_id, title, created_at, updated_at, last_activity_at, "
+    "message_count, memory_state, memory_item_count, memory_bytes) "
+    f"VALUES ('{THREAD}', '{USER}', 'Old thread', now(), now(), now(), 1, 'empty', 0, 0)",
+    "INSERT INTO messages (id, thread_id, role, content, created_at) "
+    f"VALUES (gen_random_uuid(), '{THREAD}', 'user', 'hello old world', now())",
+)
 
 
 async def table_names(engine) -> set[str]:
@@ -35,11 +45,43 @@ class TestMigrations:
             assert await table_names(engine) >= TABLES
             assert "ix_threads_user_recency" in await index_names(engine, "threads")
             assert "ix_messages_thread_time" in await index_names(engine, "messages")
+            assert "ix_messages_search" in await index_names(engine, "messages")
+            assert "ix_threads_search" in await index_names(engine, "threads")
             await schema.downgrade(engine, "base")
             assert await schema.current_revision(engine) is None
             assert not TABLES & await table_names(engine)
             await schema.upgrade(engine)
             assert await schema.is_at_head(engine)
+        finally:
+            await engine.dispose()
+            drop_database(test_database.admin_conninfo, name)
+
+    async def test_search_on_an_existing_deployment_leaves_old_rows_for_the_rebuild(
+        self, test_database
+    ) -> None:
+        from sqlalchemy import text
+
+        name = "threadkeeper_search_migration_test"
+        recreate_database(test_database.admin_conninfo, name)
+        engine = create_engine(test_database.sibling_url(name))
+        try:
+            await schema.upgrade(engine, "0005_threads")
+            async with engine.begin() as conn:
+                for statement in EXISTING_ROWS:
+                    await conn.execute(text(statement))
+            await schema.upgrade(engine)
+            async with engine.begin() as conn:
+                state = await conn.execute(text("SELECT config, building FROM search_config"))
+                assert state.one() == ("simple", True)
+                # Old rows get their vectors afterwards, in batches (the reindex-search job).
+                old = await conn.execute(text("SELECT search_vector FROM messages"))
+                assert old.scalars().all() == [None]
+                # A row written after the migration gets its vector from the trigger.
+                await conn.execute(text(EXISTING_ROWS[-1].replace("hello old", "a new")))
+                new = await conn.execute(
+                    text("SELECT search_vector::text FROM messages WHERE content = 'a new world'")
+                )
+                assert new.scalar_one() == "'a':1 'new':2 'world':3"
         finally:
             await engine.dispose()
             drop_database(test_database.admin_conninfo, name)

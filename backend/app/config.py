@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     HTTP_KEEPALIVE_SECONDS: Annotated[int, Field(ge=1, le=600)] = 5
     SHUTDOWN_GRACE_SECONDS: Annotated[int, Field(ge=1, le=600)] = 10
 
+    # Full-text search: the PostgreSQL text search configuration of titles and messages.
+    SEARCH_TEXT_CONFIG: Annotated[str, Field(min_length=1, max_length=63)] = "simple"
+
     # Observability.
     METRICS_ENABLED: bool = True
     LOG_CONTENT: bool = False

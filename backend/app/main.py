@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +43,7 @@ from app.middleware import BodySizeLimitMiddleware
 from app.node import NodeIdentity, join_node
 from app.scheduler.context import JobContext
 from app.scheduler.registry import build_scheduler, run_job
+from app.services import search_index
 from app.services.nodes import register_incarnation
 from app.services.users import UserIdCache
 from app.turns.runner import TurnRunner
@@ -89,6 +91,8 @@ async def _serving(
     settings: Settings, database: Database, node: NodeIdentity, assistant: Assistant
 ) -> AsyncIterator[State]:
     """Everything the app serves with, built on an open database; torn down in reverse."""
+    # Refuses to serve when SEARCH_TEXT_CONFIG is not what the stored vectors use.
+    search = await search_index.check_config(database.sessionmaker, settings.SEARCH_TEXT_CONFIG)
     memory_store = build_memory_store(settings)
     turn_runner = build_turn_runner(settings, database, memory_store, assistant.agents, node=node)
     await turn_runner.startup()
@@ -103,6 +107,14 @@ async def _serving(
             kwargs={"trigger": "startup"},
             id="reconcile-on-startup",
         )
+    if search.building:  # rows from before the search migration, or a switch underway
+        _resume_search_rebuild(scheduler, job_context)
+    # What exists now lives as long as the process: keep it out of the garbage collector's
+    # full passes, which otherwise scan ~260,000 objects (0.3 s, more on a busy machine)
+    # whenever a request allocates a lot, such as an account's export. Once per process: a
+    # later lifespan (tests start many apps) would freeze garbage.
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
     yield State(
         engine=database.engine,
         sessionmaker=database.sessionmaker,
@@ -120,6 +132,21 @@ async def _serving(
         scheduler.shutdown(wait=False)
     await turn_runner.aclose()
     memory_store.close()
+
+
+def _resume_search_rebuild(scheduler: AsyncIOScheduler | None, ctx: JobContext) -> None:
+    """Finish building search vectors in the background (one worker does: the job's lock)."""
+    if scheduler is None:
+        logger.warning(
+            "Search covers new messages only until `python -m app search reindex` has run"
+        )
+        return
+    scheduler.add_job(
+        run_job,
+        args=["reindex-search", ctx],
+        kwargs={"trigger": "startup"},
+        id="reindex-search-on-startup",
+    )
 
 
 @asynccontextmanager

@@ -114,3 +114,54 @@ class TestIsolation:
         thread = (await client.post("/api/threads", headers=alice)).json()
         response = await client.get(f"/api/threads?after={thread['id']}", headers=bob)
         assert response.status_code == 400
+
+
+def user_operations() -> list[tuple[str, str]]:
+    """Every operation on the caller's own account: `/api/me...` and `/api/search`."""
+    spec = create_app().openapi()
+    return sorted(
+        (method.upper(), path)
+        for path, operations in spec["paths"].items()
+        if path.startswith(("/api/me", "/api/search"))
+        for method in operations
+    )
+
+
+USER_OPERATIONS = user_operations()
+
+
+class TestPerUserEndpoints:
+    """Endpoints without a thread in the path act on the caller only, whoever else exists."""
+
+    def test_every_known_per_user_endpoint_is_derived(self) -> None:
+        assert set(USER_OPERATIONS) >= {
+            ("GET", "/api/search"),
+            ("GET", "/api/me/export"),
+            ("DELETE", "/api/me"),
+        }
+
+    @pytest.mark.parametrize(("method", "path"), USER_OPERATIONS)
+    async def test_they_never_show_or_touch_another_users_data(
+        self, client, alice, bob, running, method, path
+    ) -> None:
+        from tests.factories import add_messages, logged
+
+        mine = (await client.post("/api/threads", json={"title": "apricot"}, headers=alice)).json()
+        await add_messages(running.sessionmaker, mine["id"], "apricot jam recipe")
+        await client.post("/api/tasks", json={"title": "apricot task"}, headers=alice)
+        theirs = (await client.post("/api/threads", json={"title": "plum"}, headers=bob)).json()
+
+        response = await client.request(method, path, params={"q": "apricot"}, headers=bob)
+
+        assert response.status_code == 200, response.text
+        assert mine["id"] not in response.text
+        assert "apricot" not in response.text
+        if path == "/api/me" and method == "DELETE":
+            assert response.json()["threads"] == 1  # bob's own, not alice's
+        elif path == "/api/me/export":
+            assert [t["id"] for t in response.json()["threads"]] == [theirs["id"]]
+        # Alice still has all of it.
+        assert await logged(client, alice, mine["id"]) == [("user", "apricot jam recipe")]
+        tasks = (await client.get("/api/tasks", headers=alice)).json()["data"]
+        assert [t["title"] for t in tasks] == ["apricot task"]
+        assert (await client.get(f"/api/threads/{mine['id']}", headers=alice)).status_code == 200

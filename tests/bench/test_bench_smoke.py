@@ -81,3 +81,34 @@ def test_report_table_and_json(tmp_path: Path) -> None:
     assert document["x"] is None
     assert document["rows"][0]["system"] == "T"
     assert (tmp_path / "latest.json").read_text() == path.read_text()
+
+
+async def test_users_data_workload_runs_at_a_tiny_size(test_database, tmp_path: Path) -> None:
+    from sqlalchemy.engine import make_url
+
+    from bench.env import Database
+    from bench.w10 import w10
+    from bench.w10_seed import Shape
+
+    database = Database(
+        url=test_database.url,
+        conninfo=make_url(test_database.url).set(drivername="postgresql").render_as_string(False),
+        source="test",
+    )
+    shape = Shape(users=3, threads_per_user=4, messages_per_thread=5, eraser_threads=6)
+    rows, raw = await w10(tmp_path, database, shape, search_reps=1)
+    assert raw["rebuild"]["messages"] == shape.messages == 90
+    assert raw["rebuild"]["threads"] == shape.threads == 18
+    assert {
+        label: s["n"] for label, s in raw["search"].items() if label != "page 2 (common word)"
+    } == {
+        "rare word": 1,
+        "mid word": 1,
+        "common word": 1,
+        "two words (and)": 1,
+        "phrase": 1,
+    }
+    erased = raw["erase"]["result"]
+    assert (erased["threads"], erased["messages"], erased["tasks"]) == (6, 30, 10)
+    assert (erased["memory_files"], erased["quarantined_files"]) == (6, 1)
+    assert {r.measure for r in rows} >= {"export 6 threads", "erase user, 6 threads"}

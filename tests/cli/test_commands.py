@@ -118,7 +118,7 @@ class TestUsageErrors:
             (
                 ["sessions", "run-job", "nightly"],
                 "Error: Invalid value for 'JOB': no job 'nightly'; jobs: cleanup, prune, "
-                "sweep-orphans, vacuum, reconcile, expire-turn-events "
+                "sweep-orphans, vacuum, reconcile, expire-turn-events, reindex-search "
                 "(see `python -m app sessions run-job --help`)",
             ),
             (
@@ -163,7 +163,7 @@ class TestUsageErrors:
         assert result.returncode == 0, result.stderr
         assert (
             "Run a maintenance job now: cleanup, prune, sweep-orphans, vacuum, reconcile, "
-            "expire-turn-events." in " ".join(result.stdout.split())
+            "expire-turn-events, reindex-search." in " ".join(result.stdout.split())
         )
 
     def test_no_command_shows_the_commands(self, tmp_path: Path) -> None:

@@ -33,10 +33,15 @@ THREAD_ENDPOINTS = {
     "list-messages": ("GET", "/api/threads/{id}/messages", None, {}),
     "send-message-sse": ("POST", "/api/threads/{id}/messages", {"text": "list tasks"}, SSE),
     "send-message-json": ("POST", "/api/threads/{id}/messages", {"text": "list tasks"}, JSON),
+    "export-thread": ("GET", "/api/threads/{id}/export", None, {}),
+    "export-thread-markdown": ("GET", "/api/threads/{id}/export?format=markdown", None, {}),
 }
 AUTH_ENDPOINTS = {
     "list-threads": ("GET", "/api/threads", None, {}),
     "create-thread": ("POST", "/api/threads", {"title": "x"}, {}),
+    "search": ("GET", "/api/search?q=pin", None, {}),
+    "export-account": ("GET", "/api/me/export", None, {}),
+    "erase-account": ("DELETE", "/api/me", None, {}),
     **THREAD_ENDPOINTS,
 }
 

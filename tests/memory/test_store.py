@@ -180,6 +180,41 @@ class TestFiles:
         assert list(path.parent.iterdir()) == []
         assert await store.delete(user_id, conv_id) is False
 
+    async def test_erase_user_removes_their_files_and_quarantined_copies_only(
+        self, tmp_path
+    ) -> None:
+        store = AgentMemoryStore(tmp_path)
+        user_id, other = uuid.uuid4(), uuid.uuid4()
+        threads = [uuid.uuid4() for _ in range(3)]
+        for thread_id in threads:
+            async with store.open(user_id, thread_id) as memory:
+                await memory.add_items([user_item("mine")])
+        async with store.open(user_id, threads[0]) as memory:
+            store.quarantine(memory)  # a corrupt file's copy, kept as evidence
+        async with store.open(other, uuid.uuid4()) as memory:
+            await memory.add_items([user_item("theirs")])
+        mine = str(tmp_path / str(user_id))
+
+        def open_descriptors() -> list[str]:  # files of the user this process holds open
+            links = []
+            for fd in os.listdir("/proc/self/fd"):
+                try:
+                    links.append(os.readlink(f"/proc/self/fd/{fd}"))
+                except FileNotFoundError:  # the descriptor listdir itself used
+                    continue
+            return [link for link in links if link.startswith(mine)]
+
+        assert open_descriptors() != []  # the pool keeps idle connections to them
+
+        erased = await store.erase_user(user_id)
+
+        assert (erased.memory_files, erased.quarantined_files) == (2, 1)
+        assert not (tmp_path / str(user_id)).exists()
+        assert not (tmp_path / "_quarantine" / str(user_id)).exists()
+        assert open_descriptors() == []  # closed, not kept on deleted files
+        assert len(list((tmp_path / str(other)).glob("*.db"))) == 1
+        assert await store.erase_user(user_id) == type(erased)(0, 0)
+
     async def test_delete_waits_for_the_turn_holding_the_file(self, tmp_path) -> None:
         import asyncio
 

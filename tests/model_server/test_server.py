@@ -64,9 +64,14 @@ class TestEveryResponse:
 
 class TestConcurrency:
     async def test_slow_streams_run_side_by_side(self, model_server) -> None:
-        streams, tokens, delay = 200, 5, 0.2
+        """Every stream has its first token before any stream ends: the server serves them
+        side by side (one after another, the last would start after the first ended). An
+        order, not a time limit, so a loaded machine cannot fail it."""
+        streams, tokens, delay = 200, 5, 0.5
         model_server.configure(mode="fixed", tokens=tokens, token_delay=delay)
         limits = httpx.Limits(max_connections=streams)
+        firsts: list[float] = []
+        ends: list[float] = []
         async with httpx.AsyncClient(base_url=model_server.base_url, limits=limits) as http:
 
             async def one() -> int:
@@ -75,17 +80,20 @@ class TestConcurrency:
                     "messages": [{"role": "user", "content": "hi"}],
                     "stream": True,
                 }
+                count = 0
                 async with http.stream("POST", "/chat/completions", json=body) as response:
-                    return sum(
-                        [1 async for line in response.aiter_lines() if '"content":"' in line]
-                    )
+                    async for line in response.aiter_lines():
+                        if '"content":"' in line:
+                            count += 1
+                            if count == 2:  # the first token (after the role chunk's "")
+                                firsts.append(time.monotonic())
+                ends.append(time.monotonic())
+                return count
 
-            started = time.monotonic()
             counts = await asyncio.gather(*(one() for _ in range(streams)))
-            elapsed = time.monotonic() - started
-        # Each stream takes (tokens - 1) * delay = 0.8 s; one after another would take 160 s.
         assert counts == [tokens + 1] * streams  # the role chunk's "" plus the tokens
-        assert elapsed < 8 * (tokens - 1) * delay
+        # Each stream lasts at least (tokens - 1) * delay = 2 s after its first token.
+        assert max(firsts) < min(ends)
 
 
 class TestLifecycle:

@@ -13,7 +13,7 @@ router = APIRouter(
     prefix="/agents",
     tags=["agents"],
     responses=ERROR_RESPONSES,
-    dependencies=[Depends(get_current_user)],
+    dependencies=[Depends(get_current_user, scope="function")],
 )
 
 

@@ -7,11 +7,13 @@ Everything the lifespan builds is reached through `request.state`; settings live
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.assistant.provider import ModelProvider
@@ -23,7 +25,7 @@ from app.errors import ForbiddenError, UnauthorizedError
 from app.memory import AgentMemoryStore
 from app.models import Thread
 from app.services import threads
-from app.services.users import UserIdCache
+from app.services.users import AccountGoneError, UserIdCache, is_missing_user
 from app.turns.runner import TurnRunner
 
 _bearer = HTTPBearer(auto_error=False, description="A JWT; `make -s token USER=alice` prints one")
@@ -84,21 +86,38 @@ def get_user_id_cache(request: Request) -> UserIdCache:
     return cache
 
 
+UserIdCacheDep = Annotated[UserIdCache, Depends(get_user_id_cache)]
+
+
 async def get_current_user(
     db: DbSessionDep,
     tokens: TokenServiceDep,
-    user_ids: Annotated[UserIdCache, Depends(get_user_id_cache)],
+    user_ids: UserIdCacheDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> CurrentUser:
-    """The caller named by the bearer token; created on first sight."""
+) -> AsyncIterator[CurrentUser]:
+    """The caller named by the bearer token; created on first sight.
+
+    A write that finds the caller's user row gone (erased by another worker while this one
+    still had the id cached) is answered 409 and the id forgotten, so a retry starts afresh.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise UnauthorizedError("Missing bearer token: send 'Authorization: Bearer <JWT>'")
     claims = tokens.verify(credentials.credentials)
     user_id = await user_ids.resolve(db, claims.subject)
-    return CurrentUser(id=user_id, subject=claims.subject, is_admin=claims.is_admin)
+    try:
+        yield CurrentUser(id=user_id, subject=claims.subject, is_admin=claims.is_admin)
+    except IntegrityError as e:
+        if not is_missing_user(e):
+            raise
+        user_ids.forget_id(user_id)
+        raise AccountGoneError(
+            "Your account was erased while this request ran; send it again to start afresh"
+        ) from e
 
 
-CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user)]
+# scope="function", like the database session: the handler's errors reach it before the
+# response is sent (see get_current_user).
+CurrentUserDep = Annotated[CurrentUser, Depends(get_current_user, scope="function")]
 
 
 async def get_admin_user(user: CurrentUserDep) -> CurrentUser:

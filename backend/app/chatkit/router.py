@@ -45,7 +45,8 @@ class Caller(Protocol):
     def id(self) -> uuid.UUID: ...
 
 
-CallerDependency = Callable[..., Awaitable[Caller]]
+# A FastAPI dependency: a coroutine, or a generator that yields the caller once.
+CallerDependency = Callable[..., Awaitable[Caller] | AsyncIterator[Caller]]
 
 
 def chatkit_router(current_user: CallerDependency) -> APIRouter:
@@ -72,7 +73,7 @@ def chatkit_router(current_user: CallerDependency) -> APIRouter:
         },
     )
     async def chatkit(
-        *, request: Request, user: Annotated[Caller, Depends(current_user)]
+        *, request: Request, user: Annotated[Caller, Depends(current_user, scope="function")]
     ) -> Response:
         """The ChatKit protocol on your threads (every request type; see the README)."""
         context = _context(request, user.id)

@@ -14,11 +14,14 @@ import typer
 from typer._click.exceptions import NoArgsIsHelpError
 
 from app.cli.common import load_settings_or_exit, one_line_errors, usage_error_line
+from app.cli.data import search_cli, users_cli
 from app.cli.memory import sessions_cli
 from app.config import Settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Threadkeeper")
 cli.add_typer(sessions_cli, name="sessions")
+cli.add_typer(users_cli, name="users")
+cli.add_typer(search_cli, name="search")
 
 
 @cli.command()

@@ -20,6 +20,7 @@ JOB_NAMES = (
     "vacuum",
     "reconcile",
     "expire-turn-events",
+    "reindex-search",
 )
 
 sessions_cli = typer.Typer(no_args_is_help=True, help="Inspect and maintain agent memory")

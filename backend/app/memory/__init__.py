@@ -17,10 +17,11 @@ from app.memory.files import file_bytes
 from app.memory.protocol import Memory, MemoryStore
 from app.memory.pruning import PruneResult
 from app.memory.session import MemoryMark, MemorySession, MemoryStats
-from app.memory.store import AgentMemoryStore
+from app.memory.store import AgentMemoryStore, ErasedFiles
 
 __all__ = [
     "AgentMemoryStore",
+    "ErasedFiles",
     "Memory",
     "MemoryBusyError",
     "MemoryCorruptError",

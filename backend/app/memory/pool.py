@@ -79,6 +79,11 @@ class ConnectionPool:
         if pooled is not None:
             pooled.conn.close()
 
+    def discard_under(self, directory: Path) -> None:
+        """Close every idle connection to a file under `directory` (before it is removed)."""
+        for path in [p for p in self._idle if directory in p.parents]:
+            self.discard(path)
+
     def close_all(self) -> None:
         while self._idle:
             _, pooled = self._idle.popitem()

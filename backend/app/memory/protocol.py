@@ -21,6 +21,7 @@ from agents.memory import Session
 if TYPE_CHECKING:
     from app.memory.pruning import PruneResult
     from app.memory.session import MemoryMark, MemoryStats
+    from app.memory.store import ErasedFiles
 
 
 class Memory(Session, Protocol):
@@ -102,6 +103,10 @@ class MemoryStore(Protocol):
 
     def quarantine(self, memory: Memory) -> Path | None:
         """Move unusable memory aside for inspection; returns where it went."""
+        ...
+
+    async def erase_user(self, user_id: uuid.UUID) -> ErasedFiles:
+        """Remove all of a user's memory, quarantined copies included (erasure)."""
         ...
 
     def iter_sessions(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:

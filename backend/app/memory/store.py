@@ -41,6 +41,12 @@ class _FileLock:
     turn_holds: bool = False
 
 
+@dataclass(frozen=True)
+class ErasedFiles:
+    memory_files: int
+    quarantined_files: int
+
+
 # Idle files kept open per process: 3 descriptors each (database, WAL, shared memory).
 DEFAULT_POOL_SIZE = 16
 QUARANTINE_DIR = "_quarantine"
@@ -147,6 +153,25 @@ class AgentMemoryStore:
         self._pool.discard(path)
         return _move_with_sidecars(path, target_dir / f"{thread_id}-{stamp}.db")
 
+    async def erase_user(self, user_id: uuid.UUID) -> ErasedFiles:
+        """Remove every memory file of a user, sidecars and quarantined copies included.
+
+        The caller holds the leases of the user's threads (no turn or job can be writing).
+        The directories are removed in a worker thread: a user with thousands of threads
+        has thousands of files, and unlinking them must not hold up the event loop.
+
+        Returns:
+            How many memory files and quarantined files there were.
+        """
+        if not isinstance(user_id, uuid.UUID):
+            raise TypeError("memory paths are built from uuid.UUID values only")
+        live, quarantined = self.root / str(user_id), self.root / QUARANTINE_DIR / str(user_id)
+        self._pool.discard_under(live)
+        return ErasedFiles(
+            memory_files=await asyncio.to_thread(_remove_tree, live),
+            quarantined_files=await asyncio.to_thread(_remove_tree, quarantined),
+        )
+
     def iter_sessions(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:
         """Every memory file under the root as (user_id, thread_id, path)."""
         for user_dir in self.root.iterdir() if self.root.exists() else ():
@@ -215,6 +240,15 @@ def _move_with_sidecars(path: Path, target: Path) -> Path | None:
         if source.exists():
             source.rename(Path(f"{target}{suffix}"))
     return target
+
+
+def _remove_tree(directory: Path) -> int:
+    """Delete a directory and everything in it; returns how many `.db` files it held."""
+    if not directory.is_dir():
+        return 0
+    count = sum(1 for _ in directory.glob("*.db"))
+    shutil.rmtree(directory)
+    return count
 
 
 def _unlink_with_sidecars(path: Path) -> bool:

@@ -15,6 +15,7 @@ from app.models.message import (
     message_public,
 )
 from app.models.node import NodeIncarnation, TurnEventBatch
+from app.models.search import SearchConfig
 from app.models.task import Task, TaskCreate, TaskPublic, TasksPublic, TaskUpdate
 from app.models.thread import (
     MemoryState,
@@ -40,6 +41,7 @@ __all__ = [
     "MessagesPublic",
     "NodeIncarnation",
     "RunStatus",
+    "SearchConfig",
     "Task",
     "TaskCreate",
     "TaskPublic",

@@ -23,7 +23,7 @@ from app.db import session_scope
 from app.metrics import JOB_LAST_SUCCESS, JOB_RUNS
 from app.models import MaintenanceRun, RunStatus
 from app.models.base import utc_now
-from app.scheduler import jobs
+from app.scheduler import data_admin, jobs
 from app.scheduler.context import JobContext
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ JOBS: dict[str, JobFunction] = {
     "vacuum": jobs.vacuum,
     "reconcile": jobs.reconcile,
     "expire-turn-events": jobs.expire_turn_events,
+    "reindex-search": data_admin.reindex_search,
 }
 
 
@@ -77,6 +78,9 @@ async def run_job(
     if name not in JOBS:
         raise UnknownJobError(name)
     async with ctx.sessionmaker() as lock_db, lock_db.begin():
+        # The lock's transaction idles while the job runs; a long job (rebuilding search
+        # vectors takes minutes) must not lose it to the idle-in-transaction timeout.
+        await lock_db.exec(sa.text("SET LOCAL idle_in_transaction_session_timeout = 0"))  # type: ignore[call-overload]  # sqlmodel types exec() for select(); text() runs the same way
         key = lock_key(lock_name(name, ctx))
         got = await lock_db.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(key)))
         run = MaintenanceRun(job=name, trigger=trigger, node=ctx.node_id)

@@ -6,6 +6,7 @@ import { devSignIn, forgetToken, hostWindow, lastName, listenToHost, storeToken,
 import { ChatView } from './chat.js';
 import { $, announce } from './dom.js';
 import { ThreadHeader } from './header.js';
+import { SearchPanel } from './search.js';
 import { TaskPanel } from './tasks.js';
 import { ThreadList } from './threads.js';
 
@@ -110,10 +111,22 @@ function createApp(config, { canSignOut }) {
   });
   header = new ThreadHeader({ threads, maxTitleChars: config.max_title_chars });
   chat = new ChatView({ threads, tasks, config });
+  // A result opens its thread and, when the message is on the loaded page, shows it.
+  const search = new SearchPanel({
+    onOpen: async (hit) => {
+      await threads.open(hit.thread_id);
+      const found = hit.message_id && chat.find(hit.message_id);
+      if (found) {
+        found.scrollIntoView({ block: 'center' });
+        found.classList.add('found');
+      }
+    },
+  });
 
   // A new chat is created on the server with its first message, so a click followed by
   // fast typing can never send into the previous thread, and no empty threads pile up.
   $('#new-thread').addEventListener('click', async () => {
+    search.clear();
     await threads.select(null);
     chat.focus();
     announce('New chat');

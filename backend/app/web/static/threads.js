@@ -104,6 +104,16 @@ export class ThreadList {
     return this.onSelect(this.current);
   }
 
+  /** Make a thread current even when no loaded page has it (a search result, say). */
+  async open(id) {
+    if (!this.#threads.some((t) => t.id === id)) {
+      const thread = await call('GET', `/api/threads/${id}`);
+      const at = this.#threads.findIndex((t) => t.last_activity_at < thread.last_activity_at);
+      this.#threads.splice(at === -1 ? this.#threads.length : at, 0, thread);
+    }
+    return this.select(id);
+  }
+
   async create() {
     const thread = await call('POST', '/api/threads', { json: {} });
     if (this.#status !== 'active') await this.showStatus('active');
