@@ -30,7 +30,8 @@ def conversation(thread: dict) -> list[tuple[str, str, list[str]]]:
 class TestThreadExport:
     async def test_json_holds_the_log_with_tool_calls(self, client, alice, tokens) -> None:
         thread_id = await thread_with_turns(client, alice, "add task buy milk", "hello")
-        await client.patch(f"/api/threads/{thread_id}", json={"title": "Errands"}, headers=alice)
+        changes = {"title": "Errands", "status": "archived", "metadata": {"pinned": True}}
+        await client.patch(f"/api/threads/{thread_id}", json=changes, headers=alice)
         response = await client.get(f"/api/threads/{thread_id}/export", headers=alice)
         assert response.headers["content-disposition"] == (
             f'attachment; filename="thread-{thread_id}.json"'
@@ -44,6 +45,11 @@ class TestThreadExport:
         assert document["user"]["subject"] == tokens.verify(alice["Authorization"][7:]).subject
         (thread,) = document["threads"]
         assert (thread["id"], thread["title"], thread["message_count"]) == (thread_id, "Errands", 4)
+        assert (thread["status"], thread["agent"], thread["metadata"]) == (
+            "archived",
+            "todo",
+            {"pinned": True},
+        )
         assert conversation(thread) == [
             ("user", "add task buy milk", []),
             ("assistant", 'Added "buy milk" to your tasks.', ["add_task"]),
@@ -54,7 +60,7 @@ class TestThreadExport:
         assert json.loads(call["arguments"]) == {"title": "buy milk"}
         assert json.loads(call["output"])["title"] == "buy milk"
         # The rest of the metadata stays; tool calls are not repeated inside it.
-        assert set(thread["messages"][1]["metadata"]) == {"turn_id", "usage", "model"}
+        assert set(thread["messages"][1]["metadata"]) == {"turn_id", "usage", "model", "agent"}
         assert document["tasks"] == []  # tasks belong to the account export
 
     async def test_markdown_reads_as_a_conversation(self, client, alice) -> None:

@@ -46,6 +46,9 @@ class ExportThread(BaseModel):
     updated_at: datetime
     last_activity_at: datetime
     message_count: int
+    status: str  # active or archived
+    agent: str  # the AGENTS name of the agent that served it
+    metadata: dict[str, Any] = Field(default_factory=dict)  # the client's own keys
     messages: list[ExportMessage]  # oldest first
 
 

@@ -216,6 +216,9 @@ def export_thread(thread: Thread) -> ExportThread:
         updated_at=thread.updated_at,
         last_activity_at=thread.last_activity_at,
         message_count=thread.message_count,
+        status=thread.status,
+        agent=thread.agent,
+        metadata=thread.meta,
         messages=[],
     )
 
