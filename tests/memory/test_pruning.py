@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from app.memory import AgentMemoryStore
-from app.memory.files import SCHEMA
 from app.memory.log_items import items_from_log
 from app.memory.pruning import is_turn_start, plan_cut, prune_rows
+from app.memory.versions import upgrade
 
 Item = dict[str, Any]
 
@@ -106,10 +106,9 @@ class TestSqlPruneAgreesWithThePlanner:
         ]
         history = leading + [item for turn in turns for item in turn]
         expected, oversized = prune(history, cap)
-        conn = sqlite3.connect(":memory:")
+        conn = sqlite3.connect(":memory:", isolation_level=None)
         try:
-            for statement in SCHEMA:
-                conn.execute(statement)
+            upgrade(conn)
             conn.executemany(
                 "INSERT INTO agent_messages (session_id, message_data) VALUES ('s', ?)",
                 [(json.dumps(item),) for item in history],

@@ -21,6 +21,7 @@ from agents.memory import Session
 if TYPE_CHECKING:
     from app.memory.pruning import PruneResult
     from app.memory.session import MemoryMark, MemoryStats
+    from app.memory.summary import MemoryHead, StoredSummary
 
 
 class Memory(Session, Protocol):
@@ -43,7 +44,22 @@ class Memory(Session, Protocol):
         ...
 
     async def prune(self, max_items: int) -> PruneResult:
-        """Cut back to at most `max_items`, only where a user message starts a turn."""
+        """Cut back to at most `max_items`, only where a user message starts a turn; the
+        summary at the head is kept (and counted)."""
+        ...
+
+    async def head(self) -> MemoryHead:
+        """The summary memory holds, and its oldest turns."""
+        ...
+
+    async def put_summary(self, summary: StoredSummary, *, generation: int) -> None:
+        """Write the summary at the head and stamp `generation`, atomically."""
+        ...
+
+    async def rebuild(
+        self, items: list[TResponseInputItem], *, summary: StoredSummary | None, generation: int
+    ) -> None:
+        """Replace everything with `summary` and `items`, stamped `generation`, atomically."""
         ...
 
     async def stats(self) -> MemoryStats:

@@ -69,21 +69,27 @@ class PruneResult:
     oversized_turn: bool  # one turn alone exceeds the cap; it was kept whole
 
 
-def prune_rows(c: sqlite3.Connection, session_id: str, max_items: int) -> PruneResult:
+def prune_rows(
+    c: sqlite3.Connection, session_id: str, max_items: int, *, pinned: int | None = None
+) -> PruneResult:
     """`plan_cut`, applied to a memory file inside the caller's transaction.
 
     Only the newest `max_items` rows can hold the boundary to keep from, so only they are
-    classified, by SQLite's JSON functions (no row is decoded in Python).
+    classified, by SQLite's JSON functions (no row is decoded in Python). The `pinned` row
+    (the summary at the head of memory) is never removed and counts against the cap.
     """
     (total,) = c.execute(
-        "SELECT count(*) FROM agent_messages WHERE session_id = ?", (session_id,)
+        "SELECT count(*) FROM agent_messages WHERE session_id = ? AND id IS NOT ?",
+        (session_id, pinned),
     ).fetchone()
-    if total <= max_items:
-        return PruneResult(removed=0, kept=total, oversized_turn=False)
+    budget = max_items - (0 if pinned is None else 1)
+    extra = 0 if pinned is None else 1
+    if total <= budget:
+        return PruneResult(removed=0, kept=total + extra, oversized_turn=False)
     window = c.execute(
         f"SELECT id, {IS_TURN_START_SQL} FROM agent_messages WHERE session_id = ? "
-        "ORDER BY id DESC LIMIT ?",
-        (session_id, max_items),
+        "AND id IS NOT ? ORDER BY id DESC LIMIT ?",
+        (session_id, pinned, budget),
     ).fetchall()[::-1]
     keep_from = next((row_id for row_id, start in window if start), None)
     oversized = keep_from is None
@@ -94,8 +100,9 @@ def prune_rows(c: sqlite3.Connection, session_id: str, max_items: int) -> PruneR
             (session_id, window[0][0]),
         ).fetchone()
     if keep_from is None:  # no turn boundary at all: no cut would be valid
-        return PruneResult(removed=0, kept=total, oversized_turn=True)
+        return PruneResult(removed=0, kept=total + extra, oversized_turn=True)
     removed = c.execute(
-        "DELETE FROM agent_messages WHERE session_id = ? AND id < ?", (session_id, keep_from)
+        "DELETE FROM agent_messages WHERE session_id = ? AND id < ? AND id IS NOT ?",
+        (session_id, keep_from, pinned),
     ).rowcount
-    return PruneResult(removed=removed, kept=total - removed, oversized_turn=oversized)
+    return PruneResult(removed=removed, kept=total + extra - removed, oversized_turn=oversized)
