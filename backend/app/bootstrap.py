@@ -18,12 +18,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import schema
-from app.assistant.agent import build_agent
-from app.config import ConfigError, Settings
+from app.assistant.agent import build_agent, build_model
+from app.assistant.summarizer import build_summarizer
+from app.config import Compaction, ConfigError, Settings
 from app.db import DatabaseTimeouts, SessionMaker, create_engine, create_sessionmaker, redact_url
 from app.embedded_db import start_embedded
 from app.memory import AgentMemoryStore
 from app.scheduler.context import JobContext
+from app.turns.compaction import Compactor
 from app.turns.runner import TurnRunner
 
 logger = logging.getLogger(__name__)
@@ -114,11 +116,37 @@ def build_memory_store(settings: Settings) -> AgentMemoryStore:
     )
 
 
+def build_compactor(
+    settings: Settings, database: Database, memory_store: AgentMemoryStore, model: Model
+) -> Compactor | None:
+    """The compactor (None with AGENT_SESSION_COMPACTION=off), summarizing with `model`."""
+    if settings.AGENT_SESSION_COMPACTION == Compaction.OFF:
+        return None
+    summarizer = build_summarizer(
+        model,
+        max_chars=settings.AGENT_SESSION_SUMMARY_MAX_CHARS,
+        tracing=bool(settings.OPENAI_API_KEY),
+    )
+    logger.info("Compaction: summaries of pruned turns by the %s summarizer", summarizer.name)
+    return Compactor(
+        sessionmaker=database.sessionmaker,
+        memory_store=memory_store,
+        settings=settings,
+        summarizer=summarizer,
+    )
+
+
 def build_job_context(
-    settings: Settings, database: Database, memory_store: AgentMemoryStore
+    settings: Settings,
+    database: Database,
+    memory_store: AgentMemoryStore,
+    compactor: Compactor | None = None,
 ) -> JobContext:
     return JobContext(
-        sessionmaker=database.sessionmaker, memory_store=memory_store, settings=settings
+        sessionmaker=database.sessionmaker,
+        memory_store=memory_store,
+        settings=settings,
+        compactor=compactor,
     )
 
 
@@ -127,9 +155,11 @@ def build_turn_runner(
     database: Database,
     memory_store: AgentMemoryStore,
     *,
-    model: Model | None = None,
+    model: Model,
+    compactor: Compactor | None = None,
 ) -> TurnRunner:
-    """The turn runner with the agent the settings choose (`model` replaces its model)."""
+    """The turn runner with the agent on `model` (see `build_model`); a turn whose prune
+    removed turns schedules the compactor."""
     agent = build_agent(settings, model=model)
     logger.info("Agent model: %s (%s)", settings.model_provider, agent.model)
     return TurnRunner(
@@ -137,4 +167,10 @@ def build_turn_runner(
         memory_store=memory_store,
         agent=agent,
         settings=settings,
+        on_pruned=None if compactor is None else compactor.schedule,
     )
+
+
+def resolve_model(settings: Settings, model: Model | None = None) -> Model:
+    """`model` if given (tests, embedders), else the one the settings choose."""
+    return model or build_model(settings)

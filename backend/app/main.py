@@ -17,10 +17,12 @@ from app.api.dev import include_dev_routes
 from app.api.router import api_router
 from app.auth import TokenService
 from app.bootstrap import (
+    build_compactor,
     build_job_context,
     build_memory_store,
     build_turn_runner,
     open_database,
+    resolve_model,
 )
 from app.config import Settings, get_settings
 from app.cors import add_cors
@@ -33,6 +35,7 @@ from app.middleware import BodySizeLimitMiddleware
 from app.scheduler.context import JobContext
 from app.scheduler.registry import build_scheduler, run_job
 from app.services.users import UserIdCache
+from app.turns.compaction import Compactor
 from app.turns.runner import TurnRunner
 from app.web.docs import add_docs
 from app.web.page import add_page
@@ -46,6 +49,7 @@ class State(TypedDict):
     memory_store: AgentMemoryStore
     token_service: TokenService
     turn_runner: TurnRunner
+    compactor: Compactor | None
     job_context: JobContext
     user_ids: UserIdCache
     scheduler: AsyncIOScheduler | None
@@ -56,10 +60,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
     settings: Settings = app.state.settings
     async with open_database(settings) as database:
         memory_store = build_memory_store(settings)
+        model = resolve_model(settings, app.state.model_override)
+        compactor = build_compactor(settings, database, memory_store, model)
         turn_runner = build_turn_runner(
-            settings, database, memory_store, model=app.state.model_override
+            settings, database, memory_store, model=model, compactor=compactor
         )
-        job_context = build_job_context(settings, database, memory_store)
+        job_context = build_job_context(settings, database, memory_store, compactor)
         scheduler = build_scheduler(job_context) if settings.SCHEDULER_ENABLED else None
         if scheduler is not None:
             scheduler.start()
@@ -76,6 +82,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
             memory_store=memory_store,
             token_service=TokenService.from_settings(settings),
             turn_runner=turn_runner,
+            compactor=compactor,
             job_context=job_context,
             user_ids=UserIdCache(),
             scheduler=scheduler,
@@ -83,6 +90,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         await turn_runner.aclose()
+        if compactor is not None:
+            await compactor.aclose()
         memory_store.close()
 
 

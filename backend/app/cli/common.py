@@ -16,7 +16,13 @@ import typer
 from rich.progress import Progress
 from sqlalchemy.exc import DBAPIError
 
-from app.bootstrap import build_job_context, build_memory_store, open_database
+from app.bootstrap import (
+    build_compactor,
+    build_job_context,
+    build_memory_store,
+    open_database,
+    resolve_model,
+)
 from app.config import ConfigError, Settings, load_settings
 from app.errors import AppError
 from app.scheduler.context import JobContext
@@ -41,9 +47,12 @@ async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
     configure_logging(settings)
     async with open_database(settings) as database:
         store = build_memory_store(settings)
+        compactor = build_compactor(settings, database, store, resolve_model(settings))
         try:
-            yield build_job_context(settings, database, store)
+            yield build_job_context(settings, database, store, compactor)
         finally:
+            if compactor is not None:
+                await compactor.aclose()
             store.close()
 
 

@@ -44,8 +44,8 @@ class Memory(Session, Protocol):
         ...
 
     async def prune(self, max_items: int) -> PruneResult:
-        """Cut back to at most `max_items`, only where a user message starts a turn; the
-        summary at the head is kept (and counted)."""
+        """Cut back to at most `max_items` besides the summary at the head (which is kept),
+        only where a user message starts a turn."""
         ...
 
     async def head(self) -> MemoryHead:

@@ -76,13 +76,14 @@ def prune_rows(
 
     Only the newest `max_items` rows can hold the boundary to keep from, so only they are
     classified, by SQLite's JSON functions (no row is decoded in Python). The `pinned` row
-    (the summary at the head of memory) is never removed and counts against the cap.
+    (the summary at the head of memory) is never removed, and is not counted: the caller's
+    cap leaves room for it.
     """
     (total,) = c.execute(
         "SELECT count(*) FROM agent_messages WHERE session_id = ? AND id IS NOT ?",
         (session_id, pinned),
     ).fetchone()
-    budget = max_items - (0 if pinned is None else 1)
+    budget = max_items
     extra = 0 if pinned is None else 1
     if total <= budget:
         return PruneResult(removed=0, kept=total + extra, oversized_turn=False)

@@ -10,6 +10,7 @@ from app.config import Settings
 from app.db import SessionMaker
 from app.memory import MemoryStore
 from app.models.base import utc_now
+from app.turns.compaction import Compactor
 
 
 @dataclass(frozen=True)
@@ -22,3 +23,5 @@ class JobContext:
     clock: Callable[[], datetime] = field(default=utc_now)
     # Called with (done, total) after each batch: the CLI draws its progress bar with it.
     on_progress: Callable[[int, int], None] | None = None
+    # Summaries of what prunes removed (None with AGENT_SESSION_COMPACTION=off).
+    compactor: Compactor | None = None

@@ -21,7 +21,6 @@ what only memory had (reasoning items, provider item ids), so it is done only wh
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 
 from agents.items import TResponseInputItem
@@ -136,11 +135,7 @@ async def _repair(
             return Repair(reason=reason, generation=thread.memory_generation)
         generation = thread.memory_generation + 1
         written = await rebuild_memory(
-            db,
-            memory,
-            thread_id=thread.id,
-            max_items=max_items,
-            generation=generation,
+            db, memory, thread=thread, max_items=max_items, generation=generation
         )
         RECOVERIES.labels(reason).inc()
         logger.info(
@@ -221,20 +216,25 @@ def _rebuild_reason(thread: Thread, mark: MemoryMark, *, had_file: bool) -> str 
 
 
 async def rebuild_memory(
-    db: AsyncSession, memory: Memory, *, thread_id: uuid.UUID, max_items: int, generation: int
+    db: AsyncSession, memory: Memory, *, thread: Thread, max_items: int, generation: int
 ) -> int:
-    """Replace memory with the newest whole turns of the PostgreSQL log, tool calls included,
-    and stamp it with `generation` (the caller records it in PostgreSQL).
+    """Replace memory with the thread's summary (if any) and the newest whole turns of the
+    PostgreSQL log after what it covers, tool calls included, stamped with `generation`
+    (the caller records it in PostgreSQL). One transaction in memory.
+
+    The summary is PostgreSQL's copy, so memory's head comes back exactly as it was.
 
     Returns:
-        The number of items written.
+        The number of items written (the summary counts as one).
     """
-    logged = await messages.recent_messages(db, thread_id=thread_id, limit=max_items)
+    summary = memory_records.stored_summary(thread)
+    logged = await messages.recent_messages(
+        db, thread_id=thread.id, limit=max_items, skip=thread.memory_summary_covers
+    )
     items = items_from_log([(m.role, m.content, m.meta) for m in logged])
-    kept = newest_whole_turns(items, max_items)
-    await memory.replace_after(0, kept)
-    await memory.stamp(generation)
-    return len(kept)
+    kept = newest_whole_turns(items, max_items)  # the cap leaves room for the summary
+    await memory.rebuild(kept, summary=summary, generation=generation)
+    return len(kept) + (0 if summary is None else 1)
 
 
 def _legacy_base(thread: Thread) -> int:

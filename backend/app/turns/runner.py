@@ -26,6 +26,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 
@@ -62,7 +63,9 @@ class TurnRunner:
         memory_store: MemoryStore,
         agent: Agent[TurnContext],
         settings: Settings,
+        on_pruned: Callable[[uuid.UUID, uuid.UUID], None] | None = None,
     ) -> None:
+        self._on_pruned = on_pruned  # (user id, thread id) after a saved turn's prune removed turns
         self._sessionmaker = sessionmaker
         self._memory_store = memory_store
         self._agent = agent
@@ -145,7 +148,7 @@ class TurnRunner:
             self._memory_store,
             memory,
             thread,
-            max_items=self._settings.AGENT_SESSION_MAX_MESSAGES,
+            max_items=self._settings.memory_max_items,
         )
         message, _ = await messages.append_message(
             db,
@@ -217,6 +220,7 @@ class TurnRunner:
                     sessionmaker=self._sessionmaker,
                     settings=self._settings,
                     still_held=self._keeper.still_held,
+                    on_pruned=self._on_pruned,
                 )
         except asyncio.CancelledError:
             if not turn.lease_lost:

@@ -49,6 +49,7 @@ async def run_and_save(
     sessionmaker: SessionMaker,
     settings: Settings,
     still_held: Callable[[uuid.UUID], bool],
+    on_pruned: Callable[[uuid.UUID, uuid.UUID], None] | None = None,
 ) -> MessagePublic:
     """Run the agent, prune memory, and save the reply; on failure cut memory back.
 
@@ -64,7 +65,7 @@ async def run_and_save(
             reply = await _run_agent(
                 turn, memory, agent=agent, sessionmaker=sessionmaker, settings=settings
             )
-        pruned = await memory.prune(settings.AGENT_SESSION_MAX_MESSAGES)
+        pruned = await memory.prune(settings.memory_max_items)
         if pruned.removed:
             PRUNES.inc()
             await memory.checkpoint()
@@ -87,6 +88,8 @@ async def run_and_save(
             )
         raise
     await _stamp(memory, generation, turn)
+    if pruned.removed and on_pruned is not None:
+        on_pruned(turn.user_id, turn.thread_id)  # compaction, in the background
     return message
 
 
