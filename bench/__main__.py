@@ -23,8 +23,8 @@ from bench import env
 from bench.report import Row, print_report, write_json
 from bench.systems import DESCRIPTIONS
 
-WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7")
-NEEDS_DATABASE = {"w6", "w7"}
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8")
+NEEDS_DATABASE = {"w6", "w7", "w8"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,8 @@ class Plan:
     w7_rounds: int = 3
     w7_turns_per_round: int = 5
     w7_sequential: int = 40
+    w8_turns: int = 60
+    w8_model_reps: int = 20
 
 
 QUICK = Plan(
@@ -56,6 +58,8 @@ QUICK = Plan(
     w7_rounds=1,
     w7_turns_per_round=1,
     w7_sequential=5,
+    w8_turns=16,
+    w8_model_reps=3,
 )
 
 
@@ -79,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Callable]]:
     """(workload, thunk) in run order; each thunk returns (rows, raw figures)."""
-    from bench import cleanup, memory_workloads as memory, service, throughput
+    from bench import cleanup, compaction, memory_workloads as memory, service, throughput
 
     names = ["A", "B", "C", "T"] if db else ["A", "B", "T"]
     url = db.url if db else None
@@ -111,7 +115,8 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
             per_round=plan.w7_turns_per_round,
             seq=plan.w7_sequential,
         )
-        jobs += [("w6", w6), ("w7", w7)]
+        w8 = partial(_arun, compaction.w8, root, db, plan.w8_turns, plan.w8_model_reps)
+        jobs += [("w6", w6), ("w7", w7), ("w8", w8)]
     return jobs
 
 
