@@ -29,12 +29,28 @@ class TestSettingsValidation:
             ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL"),
             ({"APP_ENV": "production", "AUTH_JWT_SECRET": None}, "AUTH_JWT_SECRET"),
             ({"APP_ENV": "staging"}, "APP_ENV"),
+            ({"AGENT_SESSION_COMPACTION": "llm"}, "AGENT_SESSION_COMPACTION"),
+            ({"AGENT_SESSION_SUMMARY_MAX_CHARS": 100}, "AGENT_SESSION_SUMMARY_MAX_CHARS"),
+            ({"AGENT_SESSION_SUMMARY_TIMEOUT_SECONDS": 0}, "AGENT_SESSION_SUMMARY_TIMEOUT_SECONDS"),
         ],
     )
     def test_invalid_value_names_the_setting(self, overrides, named) -> None:
         with pytest.raises(ConfigError) as error:
             load_settings(**overrides)
         assert named in str(error.value)
+
+    @pytest.mark.parametrize(
+        ("overrides", "cap", "kept"),
+        [
+            ({}, 100, 99),  # the read window bounds memory; one item is the summary's
+            ({"AGENT_SESSION_MAX_MESSAGES": 12}, 12, 11),
+            ({"AGENT_SESSION_COMPACTION": "off"}, 200, 200),
+            ({"AGENT_SESSION_COMPACTION": "off", "AGENT_SESSION_READ_LIMIT": 5}, 200, 200),
+        ],
+    )
+    def test_the_memory_cap_with_and_without_compaction(self, overrides, cap, kept) -> None:
+        settings = load_settings(**overrides)
+        assert (settings.memory_cap, settings.memory_max_items) == (cap, kept)
 
     def test_range_is_in_the_message(self) -> None:
         with pytest.raises(ConfigError, match="less than or equal to 23"):

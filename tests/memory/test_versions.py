@@ -13,6 +13,8 @@ from agents import SQLiteSession
 
 from app.memory import AgentMemoryStore, MemoryVersionError
 from app.memory.versions import FORMAT_VERSION, STEPS, Step, upgrade
+from app.scheduler import jobs
+from tests.factories import thread_with_turns
 
 # The schema `backend/app/memory/files.py` wrote before files had a version (commit 31927d9),
 # copied here as it was: the upgrade must take exactly such a file.
@@ -177,3 +179,42 @@ class TestNewerVersion:
                 await memory.add_items(ITEMS)
         with sqlite3.connect(store.path_for(user_id, thread_id)) as conn:
             assert conn.execute("SELECT count(*) FROM agent_messages").fetchone() == (2,)
+
+
+class TestNewerVersionThroughTheService:
+    @pytest.fixture
+    def settings(self, settings_factory, private_database):
+        return settings_factory(DATABASE_URL=private_database)
+
+    async def test_a_turn_is_refused_with_503_and_the_file_left_alone(
+        self, running, client, alice
+    ) -> None:
+        thread_id = await thread_with_turns(client, alice, "remember that the build id is 42")
+        user_id = await running.user_id(alice)
+        path = running.memory_store.path_for(user_id, uuid.UUID(thread_id))
+        running.memory_store.close()  # as a restart would: no pooled connection left
+        with sqlite3.connect(path) as conn:
+            conn.execute(f"PRAGMA user_version = {FORMAT_VERSION + 1}")
+        before = digest(path)
+        response = await client.post(
+            f"/api/threads/{thread_id}/messages",
+            json={"text": "what did I ask you to remember?"},
+            headers={**alice, "accept": "application/json"},
+        )
+        assert response.status_code == 503, response.text
+        assert response.json() == {
+            "error": "MemoryVersionError",
+            "detail": "This thread's memory file is in format version 3, newer than this "
+            "Threadkeeper reads (up to 2); it was left untouched: run the newer Threadkeeper "
+            "again",
+        }
+        assert response.headers["retry-after"] == "5"
+        report = await jobs.verify(running.state["job_context"])
+        assert report["memory"]["reasons"] == {"newer format": 1}
+        assert report["ok"] is False
+        await jobs.reconcile(running.state["job_context"])
+        assert digest(path) == before
+        assert version_of(path) == FORMAT_VERSION + 1
+        assert not (running.memory_store.root / "_quarantine").exists()
+        thread = (await client.get(f"/api/threads/{thread_id}", headers=alice)).json()
+        assert thread["message_count"] == 2  # the refused message was not logged
