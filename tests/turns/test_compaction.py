@@ -12,8 +12,10 @@ import pytest
 
 from app.memory import SUMMARY_PREFIX
 from app.metrics import RECOVERIES, SUMMARIES, SUMMARY_TOKENS
+from app.models import RunStatus
 from app.scheduler import jobs, thread_admin
 from app.scheduler.context import JobContext
+from app.scheduler.registry import run_job
 from tests.conftest import start_app
 from tests.factories import create_thread, memory_items, thread_row
 from tests.model_server import Hang, HttpError, Text
@@ -202,12 +204,14 @@ class TestExactness:
 
 def provider_settings(settings_factory, model_server, **overrides):
     return settings_factory(
-        MODEL_PROVIDER="openai",
-        OPENAI_BASE_URL=model_server.base_url,
-        OPENAI_API="chat_completions",
-        AGENT_SESSION_MAX_MESSAGES=5,
-        MAX_TURN_SECONDS=20,
-        **overrides,
+        **{
+            "MODEL_PROVIDER": "openai",
+            "OPENAI_BASE_URL": model_server.base_url,
+            "OPENAI_API": "chat_completions",
+            "AGENT_SESSION_MAX_MESSAGES": 5,
+            "MAX_TURN_SECONDS": 20,
+            **overrides,
+        }
     )
 
 
@@ -274,3 +278,33 @@ class TestWithARealModel:
         retry = model_server.model_requests[-1].body["messages"]
         assert REMEMBER in str(retry)
         assert "hello" in str(retry)
+
+    async def test_a_sweep_longer_than_the_idle_timeout_still_records_its_run(
+        self, model_server, settings_factory, private_database, alice
+    ) -> None:
+        """The job's lock is held by a transaction left idle while the job works: a slow
+        summary must not get it cut by DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS."""
+        settings = provider_settings(
+            settings_factory,
+            model_server,
+            DATABASE_URL=private_database,
+            DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS=1,
+            AGENT_SESSION_SUMMARY_TIMEOUT_SECONDS=2,
+            AGENT_SESSION_MAX_MESSAGES=50,
+        )
+        async with start_app(settings) as running, running.client() as client:
+            thread_id = await create_thread(client, alice)
+            await talk(client, alice, thread_id, REMEMBER, "hello", "one more")
+            lowered = job_context(
+                running, settings=settings.model_copy(update={"AGENT_SESSION_MAX_MESSAGES": 5})
+            )
+            model_server.enqueue(Hang())
+            run = await run_job("prune", lowered, trigger="test")
+        assert run.status == RunStatus.SUCCEEDED, run.error
+        assert run.counts == {
+            "checked": 1,
+            "pruned": 1,
+            "items_removed": 2,
+            "vacuumed": 0,
+            "summaries_failed": 1,
+        }

@@ -61,6 +61,11 @@ async def run_job(
     if name not in JOBS:
         raise UnknownJobError(name)
     async with ctx.sessionmaker() as lock_db, lock_db.begin():
+        # This transaction only holds the lock while the job works (a prune sweep that
+        # summarizes with a model can take minutes): it must not be cut as idle.
+        await (await lock_db.connection()).execute(
+            sa.text("SET LOCAL idle_in_transaction_session_timeout = 0")
+        )
         got = await lock_db.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(lock_key(name))))
         run = MaintenanceRun(job=name, trigger=trigger)
         if not got:
