@@ -13,7 +13,7 @@ from agents import SQLiteSession
 
 from app.memory import AgentMemoryStore, MemoryVersionError
 from app.memory.versions import FORMAT_VERSION, STEPS, Step, upgrade
-from app.scheduler import jobs
+from app.scheduler import jobs, thread_admin
 from tests.factories import thread_with_turns
 
 # The schema `backend/app/memory/files.py` wrote before files had a version (commit 31927d9),
@@ -218,3 +218,6 @@ class TestNewerVersionThroughTheService:
         assert not (running.memory_store.root / "_quarantine").exists()
         thread = (await client.get(f"/api/threads/{thread_id}", headers=alice)).json()
         assert thread["message_count"] == 2  # the refused message was not logged
+        shown = await thread_admin.inspect(running.state["job_context"], uuid.UUID(thread_id))
+        assert shown["file_error"].startswith("This thread's memory file is in format version 3")
+        assert digest(path) == before

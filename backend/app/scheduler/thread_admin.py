@@ -14,6 +14,7 @@ from sqlmodel import col
 
 from app.db import session_scope
 from app.errors import ConflictError, NotFoundError
+from app.memory import MemoryVersionError
 from app.models import MemoryState, Thread
 from app.scheduler.context import JobContext
 from app.services import leases, memory_records
@@ -103,9 +104,13 @@ async def inspect(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
     exists = ctx.memory_store.exists(info.user_id, thread_id)
     details["file_exists"] = exists
     if exists:
-        async with ctx.memory_store.open(info.user_id, thread_id) as memory:
-            stats = await memory.stats()
-            head = await memory.head()
+        try:
+            async with ctx.memory_store.open(info.user_id, thread_id) as memory:
+                stats = await memory.stats()
+                head = await memory.head()
+        except MemoryVersionError as e:
+            details["file_error"] = e.message  # a newer format: the file is not opened
+            return details
         details["file_items"], details["file_bytes"] = stats.items, stats.bytes
         summary = head.summary
         details["file_summary"] = (

@@ -169,8 +169,9 @@ class Compactor:
     async def _plan(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> Plan | None:
         """Step 1: what is pruned and not yet summarized (None: nothing).
 
-        The file's lock is held only while memory and the thread row are read together;
-        the pruned messages are read after (the log never changes before its end).
+        The file's lock is held only while memory and the thread row are read together
+        (a turn holding it is waited for: we go before the next one); the pruned messages
+        are read after (the log never changes before its end).
         """
         async with self._open(user_id, thread_id) as memory, self._sessionmaker() as db:
             thread = await db.get(Thread, thread_id)
@@ -229,7 +230,7 @@ class Compactor:
         the lease is not (another worker's turn or a job has the thread: skip).
         """
         holder = uuid.uuid4()
-        async with self._open(user_id, thread_id, wait_s=self._settings.MAX_TURN_SECONDS) as memory:
+        async with self._open(user_id, thread_id) as memory:
             async with session_scope(self._sessionmaker) as db:
                 claimed = await leases.claim_batch(
                     db, [thread_id], col(Thread.id) == thread_id, holder=holder, lease=self._lease
@@ -280,12 +281,10 @@ class Compactor:
         )
 
     @asynccontextmanager
-    async def _open(
-        self, user_id: uuid.UUID, thread_id: uuid.UUID, *, wait_s: float | None = None
-    ) -> AsyncIterator[Memory]:
-        """The thread's memory for a block; what makes it unusable now is a `Skip`."""
-        if wait_s is None:
-            wait_s = self._settings.AGENT_SESSION_BUSY_TIMEOUT_MS / 1000
+    async def _open(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> AsyncIterator[Memory]:
+        """The thread's memory for a block, waiting out a turn that holds it (never longer
+        than a turn may run); what makes it unusable now is a `Skip`."""
+        wait_s = self._settings.MAX_TURN_SECONDS
         try:
             async with self._store.open(user_id, thread_id, wait_s=wait_s) as memory:
                 yield memory
