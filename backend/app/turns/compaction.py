@@ -3,19 +3,23 @@ request path, without ever racing a turn or breaking the generation rules.
 
 After a turn whose prune removed turns (and in the prune sweep), for one thread:
 
-1. **Plan**, under the file's in-process lock for a few reads only: memory's stamp and head
-   (its summary, how many user messages it holds, the oldest one) and PostgreSQL's thread
-   row. Memory holds the log's newest user messages, so the log position of the oldest one
-   it still holds is where the pruned part ends; its text must match, else nothing is done.
+1. **Plan**: memory's stamp and head (its summary, how many user messages it holds, the
+   oldest one), read under the file's in-process lock, then PostgreSQL's thread row (a turn
+   saved in between shows as a new generation: plan again). Memory holds the log's newest
+   user messages, so the log position of the oldest one it still holds is where the pruned
+   part ends; its text must match, else nothing is done.
 2. **Summarize** the pruned log messages not yet covered (they are in PostgreSQL, and the
    log only ever grows at its end) into the previous summary, holding nothing: no lock, no
    lease, no connection. A turn may run meanwhile; the user never waits for this.
 3. **Apply**, in a short critical section: the file's in-process lock, then the thread's
-   lease with a holder of our own (a turn elsewhere holds it: skip, a later prune retries).
-   Check memory is in step (its stamp is PostgreSQL's generation), the summary was not
-   changed meanwhile, and everything summarized is still out of memory. Then write the
-   summary item at the head and stamp the next generation in one SQLite transaction, and
-   record the summary, that generation and the lease release in one PostgreSQL statement.
+   lease with a holder of our own, claimed by the statement that reads the thread (a turn
+   elsewhere holds it: skip, a later prune retries). Check memory is in step (its stamp is
+   PostgreSQL's generation), the summary was not changed meanwhile, and everything
+   summarized is still out of memory. Then write the summary item at the head and stamp the
+   next generation in one SQLite transaction, and record the summary, that generation and
+   the lease release in one PostgreSQL statement. Two short transactions in all, so a turn
+   of this worker that arrives meanwhile waits milliseconds for the file, never long enough
+   to be refused.
 
 Why it cannot race a turn: a turn holds the lease from before it reads memory until its reply
 is committed, and its file lock until it is stamped; the apply step holds both, so the two
@@ -37,16 +41,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.assistant.summarizer import LoggedMessage, Summarizer, SummaryText
 from app.config import Settings
 from app.db import SessionMaker, session_scope
+from app.errors import ConflictError, NotFoundError
 from app.memory import (
     Memory,
     MemoryHead,
     MemoryInUseError,
+    MemoryMark,
     MemoryStore,
     MemoryVersionError,
     StoredSummary,
@@ -63,6 +68,8 @@ logger = logging.getLogger(__name__)
 # the summarizer is told how many. Only a thread that had a long history before compaction
 # was turned on ever has more.
 GAP_MAX_MESSAGES = 400
+# Plans made again when a turn is saved between reading memory and reading PostgreSQL.
+PLAN_ATTEMPTS = 3
 
 
 class Skip(Exception):
@@ -77,6 +84,7 @@ class Skip(Exception):
 class Plan:
     """What one summary update folds in, and the state it was planned against."""
 
+    generation: int  # memory's generation when planned
     base_covers: int  # log messages the current summary covers
     covers: int  # ... and the new one will: where the pruned part of the log ends
     previous: str | None
@@ -169,27 +177,38 @@ class Compactor:
     async def _plan(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> Plan | None:
         """Step 1: what is pruned and not yet summarized (None: nothing).
 
-        The file's lock is held only while memory and the thread row are read together
-        (a turn holding it is waited for: we go before the next one); the pruned messages
-        are read after (the log never changes before its end).
+        The file's lock is held for two reads of the file only (a turn holding it is waited
+        for); PostgreSQL is read after, and a turn saved in between shows as a new
+        generation, in which case the plan is made again.
         """
-        async with self._open(user_id, thread_id) as memory, self._sessionmaker() as db:
-            thread = await db.get(Thread, thread_id)
-            if thread is None:
-                raise Skip("thread deleted")
-            head = await _in_step(memory, thread)
-            end = await pruned_until(db, thread, head)
+        for _ in range(PLAN_ATTEMPTS):
+            async with self._open(user_id, thread_id) as memory:
+                mark, head = await memory.read_mark(), await memory.head()
+            async with self._sessionmaker() as db:
+                thread = await db.get(Thread, thread_id)
+                if thread is None:
+                    raise Skip("thread deleted")
+                if thread.memory_state == MemoryState.ACTIVE and (
+                    mark.generation != thread.memory_generation
+                ):
+                    continue  # a turn was saved meanwhile: read both again
+                _check_in_step(thread, mark, head)
+                return await self._gap(db, thread, head)
+        raise Skip("memory kept changing while the summary was planned")
+
+    async def _gap(self, db: AsyncSession, thread: Thread, head: MemoryHead) -> Plan | None:
+        end = await pruned_until(db, thread, head)
         start = thread.memory_summary_covers
         if end <= start:
             return None
         first = max(start, end - GAP_MAX_MESSAGES)
-        async with self._sessionmaker() as db:
-            gap = await messages.messages_between(db, thread_id=thread_id, start=first, end=end)
-            opening = None
-            if start == 0:
-                found = await messages.nth_user_message(db, thread_id=thread_id, n=0)
-                opening = None if found is None else found[1].content
+        gap = await messages.messages_between(db, thread_id=thread.id, start=first, end=end)
+        opening = None
+        if start == 0:
+            found = await messages.nth_user_message(db, thread_id=thread.id, n=0)
+            opening = None if found is None else found[1].content
         return Plan(
+            generation=thread.memory_generation,
             base_covers=start,
             covers=end,
             previous=thread.memory_summary,
@@ -226,23 +245,33 @@ class Compactor:
     ) -> None:
         """Step 3: the short critical section (see the module docstring).
 
-        The file's lock is waited for (a turn here is finishing: we go before the next one),
-        the lease is not (another worker's turn or a job has the thread: skip).
+        The file's lock is waited for (a turn of this worker holding it is finishing: we go
+        before the next one, which waits these few milliseconds); the lease is not (another
+        worker's turn or a job has the thread: skip). Inside, two PostgreSQL statements in
+        the common case: the claim, which also reads the thread, and the record, which also
+        releases the lease.
         """
         holder = uuid.uuid4()
         async with self._open(user_id, thread_id) as memory:
-            async with session_scope(self._sessionmaker) as db:
-                claimed = await leases.claim_batch(
-                    db, [thread_id], col(Thread.id) == thread_id, holder=holder, lease=self._lease
-                )
-            if not claimed:
-                raise Skip("a turn or a job holds the thread")
             try:
-                async with session_scope(self._sessionmaker) as db:
-                    recorded = await self._write(db, memory, thread_id, holder, plan, made)
+                thread = await leases.claim(
+                    self._sessionmaker,
+                    user_id=user_id,
+                    thread_id=thread_id,
+                    holder=holder,
+                    lease=self._lease,
+                )
+            except ConflictError as e:
+                raise Skip("a turn or a job holds the thread") from e
+            except NotFoundError as e:
+                raise Skip("thread deleted") from e
+            recorded = False
+            try:
+                recorded = await self._write(memory, thread, holder, plan, made)
             finally:
-                async with session_scope(self._sessionmaker) as db:
-                    await leases.release(db, [thread_id], holder)  # a no-op once recorded
+                if not recorded:
+                    async with session_scope(self._sessionmaker) as db:
+                        await leases.release(db, [thread_id], holder)
         if not recorded:
             logger.warning(
                 "Summary of thread %s written, but its lease was lost before it was recorded: "
@@ -251,34 +280,36 @@ class Compactor:
             )
 
     async def _write(
-        self,
-        db: AsyncSession,
-        memory: Memory,
-        thread_id: uuid.UUID,
-        holder: uuid.UUID,
-        plan: Plan,
-        made: SummaryText,
+        self, memory: Memory, thread: Thread, holder: uuid.UUID, plan: Plan, made: SummaryText
     ) -> bool:
-        """Check the plan still holds, then both writes (memory first, see the docstring)."""
-        thread = await db.get_one(Thread, thread_id)
-        head = await _in_step(memory, thread)
+        """Check the plan still holds, then both writes (memory first, see the docstring).
+
+        Raises:
+            Skip: memory moved on in a way the plan did not foresee (nothing is written).
+        """
+        mark, head = await memory.read_mark(), await memory.head()
+        _check_in_step(thread, mark, head)
         if thread.memory_summary_covers != plan.base_covers:
             raise Skip("the summary changed meanwhile")
-        if await pruned_until(db, thread, head) < plan.covers:
-            raise Skip("memory holds part of what was summarized (rebuilt meanwhile)")
+        if thread.memory_generation != plan.generation:
+            # Turns were saved since the plan: what it summarized must still be out of memory.
+            async with self._sessionmaker() as db:
+                if await pruned_until(db, thread, head) < plan.covers:
+                    raise Skip("memory holds part of what was summarized (rebuilt meanwhile)")
         summary = StoredSummary(
             text=make_storable(made.text), covers=plan.covers, made_at=utc_now()
         )
         generation = thread.memory_generation + 1
         await memory.put_summary(summary, generation=generation)
-        return await memory_records.record_summary(
-            db,
-            thread_id,
-            holder=holder,
-            summary=summary,
-            generation=generation,
-            stats=await memory.stats(),
-        )
+        async with session_scope(self._sessionmaker) as db:
+            return await memory_records.record_summary(
+                db,
+                thread.id,
+                holder=holder,
+                summary=summary,
+                generation=generation,
+                stats=await memory.stats(),
+            )
 
     @asynccontextmanager
     async def _open(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> AsyncIterator[Memory]:
@@ -294,20 +325,17 @@ class Compactor:
             raise Skip("memory file is in a newer format") from e
 
 
-async def _in_step(memory: Memory, thread: Thread) -> MemoryHead:
-    """Memory's head, if memory is exactly the saved state PostgreSQL records."""
+def _check_in_step(thread: Thread, mark: MemoryMark, head: MemoryHead) -> None:
+    """Raise `Skip` unless memory is exactly the saved state PostgreSQL records."""
     if thread.memory_state != MemoryState.ACTIVE:
         raise Skip(f"memory is {thread.memory_state}")
-    mark = await memory.read_mark()
     if mark.generation != thread.memory_generation:
         raise Skip("memory is not in step with the log (reconcile repairs it first)")
-    head = await memory.head()
     stored = memory_records.stored_summary(thread)
     if (head.summary is None) != (stored is None) or (
         head.summary is not None and stored is not None and head.summary.covers != stored.covers
     ):
         raise Skip("memory's summary is not PostgreSQL's")
-    return head
 
 
 async def pruned_until(db: AsyncSession, thread: Thread, head: MemoryHead) -> int:
