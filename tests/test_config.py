@@ -40,17 +40,22 @@ class TestSettingsValidation:
         assert named in str(error.value)
 
     @pytest.mark.parametrize(
-        ("overrides", "cap", "kept"),
+        ("overrides", "cap", "kept", "prune_to"),
         [
-            ({}, 100, 99),  # the read window bounds memory; one item is the summary's
-            ({"AGENT_SESSION_MAX_MESSAGES": 12}, 12, 11),
-            ({"AGENT_SESSION_COMPACTION": "off"}, 200, 200),
-            ({"AGENT_SESSION_COMPACTION": "off", "AGENT_SESSION_READ_LIMIT": 5}, 200, 200),
+            # The read window bounds memory; one item is the summary's; prunes cut deeper.
+            ({}, 100, 99, 75),
+            ({"AGENT_SESSION_MAX_MESSAGES": 12}, 12, 11, 9),
+            ({"AGENT_SESSION_MAX_MESSAGES": 2}, 2, 1, 1),
+            ({"AGENT_SESSION_COMPACTION": "off"}, 200, 200, 200),
+            ({"AGENT_SESSION_COMPACTION": "off", "AGENT_SESSION_READ_LIMIT": 5}, 200, 200, 200),
         ],
     )
-    def test_the_memory_cap_with_and_without_compaction(self, overrides, cap, kept) -> None:
+    def test_the_memory_cap_with_and_without_compaction(
+        self, overrides, cap, kept, prune_to
+    ) -> None:
         settings = load_settings(**overrides)
         assert (settings.memory_cap, settings.memory_max_items) == (cap, kept)
+        assert settings.memory_prune_to == prune_to
 
     def test_range_is_in_the_message(self) -> None:
         with pytest.raises(ConfigError, match="less than or equal to 23"):

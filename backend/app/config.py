@@ -222,6 +222,15 @@ class Settings(BaseSettings):
         return self.memory_cap
 
     @property
+    def memory_prune_to(self) -> int:
+        """What a prune cuts back to. With compaction, a quarter below the cap: each summary
+        is a model call that rewrites the whole summary, so prunes come every few turns
+        instead of at every turn once a thread passes the cap."""
+        if self.AGENT_SESSION_COMPACTION == Compaction.SUMMARY:
+            return self.memory_max_items - self.memory_max_items // 4
+        return self.memory_max_items
+
+    @property
     def embedded_pgdata_dir(self) -> Path:
         return self.DATA_DIR / "postgres"
 

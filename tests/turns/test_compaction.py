@@ -218,8 +218,9 @@ def provider_settings(settings_factory, model_server, **overrides):
 class TestWithARealModel:
     """The summarizer is the configured model, over real HTTP (the scripted model server).
 
-    With a cap of 5 (4 items and the summary), text turns of 2 items each: the third turn
-    prunes the first, and its summary is the request right after the turn's own.
+    With a cap of 5 (4 items and the summary; a prune cuts back to 3), text turns of 2 items
+    each: the third turn prunes the first two, and its summary is the request right after
+    the turn's own; the fourth prunes nothing.
     """
 
     async def test_the_summary_is_made_by_the_model_and_sent_with_the_next_turn(
@@ -266,18 +267,18 @@ class TestWithARealModel:
             assert counted("failed") == failed + 1
             assert reply == "Saved anyway."
             assert row.memory_summary is None
-            assert len(items) == row.memory_item_count == 4  # the cap held, with no summary
-            assert items[0] == {"role": "user", "content": "hello"}
-            # The next prune retries, and folds in both pruned turns.
-            model_server.enqueue(Text("Fine."), Text("- The build id is 42."))
+            assert len(items) == row.memory_item_count == 2  # the cap held, with no summary
+            assert items[0] == {"role": "user", "content": "one more"}
+            # The next prune (the fifth turn's) retries, and folds in all four pruned turns.
             await talk(client, alice, thread_id, "again")
+            model_server.enqueue(Text("Fine."), Text("- The build id is 42."))
+            await talk(client, alice, thread_id, "and again")
             await running.state["compactor"].wait_idle()
             row = await thread_row(running.sessionmaker, thread_id)
         assert row.memory_summary == f"{SUMMARY_PREFIX}\n- The build id is 42."
-        assert row.memory_summary_covers == 4  # the two pruned turns, two messages each
-        retry = model_server.model_requests[-1].body["messages"]
-        assert REMEMBER in str(retry)
-        assert "hello" in str(retry)
+        assert row.memory_summary_covers == 8  # four pruned turns, two messages each
+        retry = str(model_server.model_requests[-1].body["messages"])
+        assert [text in retry for text in (REMEMBER, "hello", "one more", "again")] == [True] * 4
 
     async def test_a_sweep_longer_than_the_idle_timeout_still_records_its_run(
         self, model_server, settings_factory, private_database, alice
@@ -304,7 +305,7 @@ class TestWithARealModel:
         assert run.counts == {
             "checked": 1,
             "pruned": 1,
-            "items_removed": 2,
+            "items_removed": 4,
             "vacuumed": 0,
             "summaries_failed": 1,
         }

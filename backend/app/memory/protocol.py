@@ -43,9 +43,9 @@ class Memory(Session, Protocol):
         """Drop every item newer than `mark` and append `items`, atomically."""
         ...
 
-    async def prune(self, max_items: int) -> PruneResult:
-        """Cut back to at most `max_items` besides the summary at the head (which is kept),
-        only where a user message starts a turn."""
+    async def prune(self, max_items: int, *, down_to: int | None = None) -> PruneResult:
+        """Over `max_items` besides the summary at the head (which is kept), cut back to at
+        most `down_to` (default `max_items`), only where a user message starts a turn."""
         ...
 
     async def head(self) -> MemoryHead:

@@ -39,12 +39,14 @@ class Cut:
     oversized_turn: bool  # the newest turn alone exceeds the cap and is kept whole
 
 
-def plan_cut(turn_starts: Sequence[bool], max_items: int) -> Cut:
-    """Choose the oldest turn boundary that leaves at most `max_items` items.
+def plan_cut(turn_starts: Sequence[bool], max_items: int, *, down_to: int | None = None) -> Cut:
+    """Over `max_items` items, choose the oldest turn boundary that leaves at most `down_to`
+    (default `max_items`): cutting a little deeper than the cap makes prunes rarer.
 
     Args:
         turn_starts: for each item in order, whether it starts a turn.
         max_items: the cap.
+        down_to: what a prune cuts back to (at most the cap).
 
     Returns:
         The cut. With no boundary that fits, the newest turn is kept whole (and flagged);
@@ -53,9 +55,10 @@ def plan_cut(turn_starts: Sequence[bool], max_items: int) -> Cut:
     total = len(turn_starts)
     if total <= max_items:
         return Cut(keep_from=0, oversized_turn=False)
+    keep = min(max_items, max_items if down_to is None else down_to)
     boundaries = [i for i, start in enumerate(turn_starts) if start]
     for index in boundaries:
-        if total - index <= max_items:
+        if total - index <= keep:
             return Cut(keep_from=index, oversized_turn=False)
     if not boundaries:
         return Cut(keep_from=0, oversized_turn=True)
@@ -70,7 +73,12 @@ class PruneResult:
 
 
 def prune_rows(
-    c: sqlite3.Connection, session_id: str, max_items: int, *, pinned: int | None = None
+    c: sqlite3.Connection,
+    session_id: str,
+    max_items: int,
+    *,
+    down_to: int | None = None,
+    pinned: int | None = None,
 ) -> PruneResult:
     """`plan_cut`, applied to a memory file inside the caller's transaction.
 
@@ -83,10 +91,10 @@ def prune_rows(
         "SELECT count(*) FROM agent_messages WHERE session_id = ? AND id IS NOT ?",
         (session_id, pinned),
     ).fetchone()
-    budget = max_items
     extra = 0 if pinned is None else 1
-    if total <= budget:
+    if total <= max_items:
         return PruneResult(removed=0, kept=total + extra, oversized_turn=False)
+    budget = min(max_items, max_items if down_to is None else down_to)
     window = c.execute(
         f"SELECT id, {IS_TURN_START_SQL} FROM agent_messages WHERE session_id = ? "
         "AND id IS NOT ? ORDER BY id DESC LIMIT ?",

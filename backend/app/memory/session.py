@@ -232,8 +232,9 @@ class MemorySession(FileAccess):
 
         await self._run(_replace)
 
-    async def prune(self, max_items: int) -> PruneResult:
-        """Cut the history back to at most `max_items` items, only at a turn boundary.
+    async def prune(self, max_items: int, *, down_to: int | None = None) -> PruneResult:
+        """Over `max_items` items, cut the history back to at most `down_to` (default
+        `max_items`), only at a turn boundary; the summary at the head is kept, uncounted.
 
         One SQLite transaction (see `pruning.prune_rows`): a crash leaves the old history or
         the new one, never half.
@@ -242,7 +243,7 @@ class MemorySession(FileAccess):
         def _prune(c: sqlite3.Connection) -> PruneResult:
             with transaction(c):
                 pinned = summary_id(c, self.session_id)
-                return prune_rows(c, self.session_id, max_items, pinned=pinned)
+                return prune_rows(c, self.session_id, max_items, down_to=down_to, pinned=pinned)
 
         with MEMORY_WRITE.time():
             return await self._run(_prune)

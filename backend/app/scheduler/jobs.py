@@ -163,7 +163,9 @@ async def _prune_one(
     file in a newer format, left untouched)."""
     try:
         async with ctx.memory_store.open(user_id, thread_id) as memory:
-            result = await memory.prune(ctx.settings.memory_max_items)
+            result = await memory.prune(
+                ctx.settings.memory_max_items, down_to=ctx.settings.memory_prune_to
+            )
             if result.removed:
                 await memory.checkpoint()
             if await memory.reclaim(ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO):

@@ -65,7 +65,7 @@ async def run_and_save(
             reply = await _run_agent(
                 turn, memory, agent=agent, sessionmaker=sessionmaker, settings=settings
             )
-        pruned = await memory.prune(settings.memory_max_items)
+        pruned = await memory.prune(settings.memory_max_items, down_to=settings.memory_prune_to)
         if pruned.removed:
             PRUNES.inc()
             await memory.checkpoint()
