@@ -23,8 +23,8 @@ from bench import env
 from bench.report import Row, print_report, write_json
 from bench.systems import DESCRIPTIONS
 
-WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w10", "w11", "w12")
-NEEDS_DATABASE = {"w6", "w7", "w10", "w11", "w12"}
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w10", "w11", "w12", "w13")
+NEEDS_DATABASE = {"w6", "w7", "w10", "w11", "w12", "w13"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class Plan:
     w10_users: int = 1_000
     w10_eraser_threads: int = 1_000
     w10_search_reps: int = 40
+    w13_turns: int = 60
+    w13_model_reps: int = 20
 
 
 QUICK = Plan(
@@ -76,6 +78,8 @@ QUICK = Plan(
     w10_users=20,
     w10_eraser_threads=200,
     w10_search_reps=5,
+    w13_turns=16,
+    w13_model_reps=3,
 )
 
 
@@ -102,6 +106,7 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
     from bench import (
         chatkit_turns,
         cleanup,
+        compaction,
         memory_workloads as memory,
         nodes,
         service,
@@ -141,7 +146,7 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
             seq=plan.w7_sequential,
         )
         w11 = partial(
-            nodes.w8,
+            nodes.w11,
             root,
             db,
             clients=plan.w11_clients,
@@ -149,7 +154,7 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
             per_round=plan.w11_turns_per_round,
         )
         w12 = partial(
-            chatkit_turns.w8,
+            chatkit_turns.w12,
             root,
             db,
             clients=plan.w12_clients,
@@ -164,7 +169,8 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
             eraser_threads=plan.w10_eraser_threads,
         )
         w10 = partial(_arun, users_data.w10, root, db, shape, plan.w10_search_reps)
-        jobs += [("w6", w6), ("w7", w7), ("w10", w10), ("w11", w11), ("w12", w12)]
+        w13 = partial(_arun, compaction.w13, root, db, plan.w13_turns, plan.w13_model_reps)
+        jobs += [("w6", w6), ("w7", w7), ("w10", w10), ("w11", w11), ("w12", w12), ("w13", w13)]
     return jobs
 
 

@@ -145,7 +145,7 @@ async def _measure(fronts: list[Front], clients: int, rounds: int, per_round: in
     return sequential, loaded
 
 
-def w8(root: Path, database: Database, *, clients: int, rounds: int, per_round: int, seq: int):
+def w12(root: Path, database: Database, *, clients: int, rounds: int, per_round: int, seq: int):
     """One server with one worker; REST and ChatKit turns interleaved."""
     from app.auth import TokenService
     from app.config import load_settings
@@ -154,12 +154,14 @@ def w8(root: Path, database: Database, *, clients: int, rounds: int, per_round: 
     settings = load_settings(AUTH_JWT_SECRET=secret, DATA_DIR=root, DATABASE_URL=database.url)
     tokens = TokenService.from_settings(settings)
     run = secrets.token_hex(4)
-    with running_server(1, root / "w8", database.url, secret) as server:
+    with running_server(1, root / "w12", database.url, secret) as server:
 
         async def main() -> tuple:
             fronts = [
                 Front(
-                    name, server, [tokens.issue(f"w8-{run}-{name}-{i}") for i in range(clients + 1)]
+                    name,
+                    server,
+                    [tokens.issue(f"w12-{run}-{name}-{i}") for i in range(clients + 1)],
                 )
                 for name in ("rest", "chatkit")
             ]
@@ -180,7 +182,7 @@ def _rows(sequential: dict, loaded: dict, clients: int) -> tuple[list[Row], dict
     base = summarize(sequential["rest"])
     for name, samples in sequential.items():
         s = summarize(samples)
-        row = Row("8", "1 client, sequential turns", name, s["median_ms"], s["p95_ms"])
+        row = Row("12", "1 client, sequential turns", name, s["median_ms"], s["p95_ms"])
         if name != "rest":
             row.ratio, row.ratio_of = ratio(s["median_ms"], base["median_ms"]), "median/rest"
         rows.append(row)
@@ -191,7 +193,7 @@ def _rows(sequential: dict, loaded: dict, clients: int) -> tuple[list[Row], dict
         errors = sum(len(b["errors"]) + b["missing"] for b in batches)
         thru[name] = len(lat) / wall if wall else float("nan")
         s = summarize(lat)
-        row = Row("8", f"{clients} clients, streamed turns", name, s["median_ms"], s["p95_ms"])
+        row = Row("12", f"{clients} clients, streamed turns", name, s["median_ms"], s["p95_ms"])
         row.throughput = thru[name]
         row.value = f"p99 {s['p99_ms']:.0f} ms, err {errors}"
         if errors:

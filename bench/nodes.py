@@ -77,7 +77,7 @@ class Target:
         return {"latencies": latencies, "errors": errors, "wall_s": wall, "cpu_s": cpu}
 
 
-def w8(root: Path, database: Database, *, clients: int, rounds: int, per_round: int):
+def w11(root: Path, database: Database, *, clients: int, rounds: int, per_round: int):
     from app.auth import TokenService
     from app.config import load_settings
     from tests.drills.proxy import round_robin
@@ -102,7 +102,7 @@ def w8(root: Path, database: Database, *, clients: int, rounds: int, per_round: 
             try:
 
                 def users(name: str) -> list[str]:
-                    return [tokens.issue(f"w8-{run}-{name}-{i}") for i in range(clients)]
+                    return [tokens.issue(f"w11-{run}-{name}-{i}") for i in range(clients)]
 
                 targets = [
                     Target("events", events_on.url, [events_on], users("on")),
@@ -152,7 +152,7 @@ def _rows(results: dict[str, list[dict[str, Any]]], clients: int) -> list[Row]:
             if name in ("events", "no-events")
             else f"{clients} clients, streamed turns"
         )
-        row = Row("8", measure, name, s["median_ms"], s["p95_ms"], throughput=thru)
+        row = Row("11", measure, name, s["median_ms"], s["p95_ms"], throughput=thru)
         row.value = f"cpu {cpu_ms:.2f} ms/turn, err {errors}"
         if name == "events":
             row.ratio, row.ratio_of = ratio(cpu_ms, base_cpu), "cpu/no-events"

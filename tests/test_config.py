@@ -29,6 +29,9 @@ class TestSettingsValidation:
             ({"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL"),
             ({"APP_ENV": "production", "AUTH_JWT_SECRET": None}, "AUTH_JWT_SECRET"),
             ({"APP_ENV": "staging"}, "APP_ENV"),
+            ({"AGENT_SESSION_COMPACTION": "llm"}, "AGENT_SESSION_COMPACTION"),
+            ({"AGENT_SESSION_SUMMARY_MAX_CHARS": 100}, "AGENT_SESSION_SUMMARY_MAX_CHARS"),
+            ({"AGENT_SESSION_SUMMARY_TIMEOUT_SECONDS": 0}, "AGENT_SESSION_SUMMARY_TIMEOUT_SECONDS"),
         ],
     )
     def test_invalid_value_names_the_setting(self, overrides, named) -> None:
@@ -47,6 +50,24 @@ class TestSettingsValidation:
         assert load_settings(**remote, OPENAI_TIMEOUT_SECONDS=99).OPENAI_TIMEOUT_SECONDS == 99
         # Offline there is no provider client to bound.
         assert load_settings(OPENAI_TIMEOUT_SECONDS=3600).OPENAI_TIMEOUT_SECONDS == 3600
+
+    @pytest.mark.parametrize(
+        ("overrides", "cap", "kept", "prune_to"),
+        [
+            # The read window bounds memory; one item is the summary's; prunes cut deeper.
+            ({}, 100, 99, 75),
+            ({"AGENT_SESSION_MAX_MESSAGES": 12}, 12, 11, 9),
+            ({"AGENT_SESSION_MAX_MESSAGES": 2}, 2, 1, 1),
+            ({"AGENT_SESSION_COMPACTION": "off"}, 200, 200, 200),
+            ({"AGENT_SESSION_COMPACTION": "off", "AGENT_SESSION_READ_LIMIT": 5}, 200, 200, 200),
+        ],
+    )
+    def test_the_memory_cap_with_and_without_compaction(
+        self, overrides, cap, kept, prune_to
+    ) -> None:
+        settings = load_settings(**overrides)
+        assert (settings.memory_cap, settings.memory_max_items) == (cap, kept)
+        assert settings.memory_prune_to == prune_to
 
     def test_range_is_in_the_message(self) -> None:
         with pytest.raises(ConfigError, match="less than or equal to 23"):

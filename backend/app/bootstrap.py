@@ -21,12 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import schema
 from app.assistant.provider import ModelProvider
 from app.assistant.registry import AgentRegistry, load_agents
-from app.config import ConfigError, Settings
+from app.assistant.summarizer import build_summarizer
+from app.config import Compaction, ConfigError, Settings
 from app.db import DatabaseTimeouts, SessionMaker, create_engine, create_sessionmaker, redact_url
 from app.embedded_db import start_embedded
 from app.memory import AgentMemoryStore, MemoryStore
 from app.node import NodeIdentity
 from app.scheduler.context import JobContext
+from app.turns.compaction import Compactor
 from app.turns.runner import TurnRunner
 
 logger = logging.getLogger(__name__)
@@ -127,11 +129,32 @@ def build_memory_store(settings: Settings) -> AgentMemoryStore:
     )
 
 
+def build_compactor(
+    settings: Settings, database: Database, memory_store: AgentMemoryStore, model: Model
+) -> Compactor | None:
+    """The compactor (None with AGENT_SESSION_COMPACTION=off), summarizing with `model`."""
+    if settings.AGENT_SESSION_COMPACTION == Compaction.OFF:
+        return None
+    summarizer = build_summarizer(
+        model,
+        max_chars=settings.AGENT_SESSION_SUMMARY_MAX_CHARS,
+        tracing=settings.TRACING_ENABLED,
+    )
+    logger.info("Compaction: summaries of pruned turns by the %s summarizer", summarizer.name)
+    return Compactor(
+        sessionmaker=database.sessionmaker,
+        memory_store=memory_store,
+        settings=settings,
+        summarizer=summarizer,
+    )
+
+
 def build_job_context(
     settings: Settings,
     database: Database,
     memory_store: AgentMemoryStore,
     node: NodeIdentity | None = None,
+    compactor: Compactor | None = None,
 ) -> JobContext:
     """The jobs' dependencies; `node`: the server's identity (the CLI has none of its own:
     its leases simply expire if it dies)."""
@@ -139,6 +162,7 @@ def build_job_context(
         sessionmaker=database.sessionmaker,
         memory_store=memory_store,
         settings=settings,
+        compactor=compactor,
         node_id=settings.node_id,
         memory_node=memory_node(settings, memory_store),
         incarnation=node.incarnation if node is not None else None,
@@ -190,8 +214,10 @@ def build_turn_runner(
     agents: AgentRegistry,
     *,
     node: NodeIdentity | None = None,
+    compactor: Compactor | None = None,
 ) -> TurnRunner:
-    """The turn runner, serving each thread with its agent."""
+    """The turn runner, serving each thread with its agent; a turn whose prune removed
+    turns schedules the compactor."""
     return TurnRunner(
         sessionmaker=database.sessionmaker,
         memory_store=memory_store,
@@ -200,4 +226,11 @@ def build_turn_runner(
         incarnation=node.incarnation if node is not None else None,
         memory_node=memory_node(settings, memory_store),
         listen_url=settings.DATABASE_LISTEN_URL or database.url,
+        on_pruned=None if compactor is None else compactor.schedule,
     )
+
+
+def resolve_model(settings: Settings, model: Model | None = None) -> Model:
+    """`model` if given (tests, embedders), else the one the settings choose (the CLI's
+    jobs summarize with it, as the server does)."""
+    return ModelProvider.from_settings(settings, model=model).model

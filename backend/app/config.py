@@ -28,6 +28,11 @@ class ModelProviderName(StrEnum):
     OPENAI = "openai"
 
 
+class Compaction(StrEnum):
+    OFF = "off"
+    SUMMARY = "summary"
+
+
 class OpenAIApi(StrEnum):
     RESPONSES = "responses"
     CHAT_COMPLETIONS = "chat_completions"
@@ -93,6 +98,10 @@ class Settings(BaseSettings):
     AGENT_SESSION_VACUUM_FREE_RATIO: Annotated[float, Field(gt=0, le=1)] = 0.3
     AGENT_SESSION_CLEANUP_BATCH_SIZE: Annotated[int, Field(ge=1, le=10_000)] = 500
     AGENT_SESSION_MIN_FREE_MB: Annotated[int, Field(ge=0, le=1_000_000)] = 64
+    # What prunes remove is folded into one summary at the head of memory (see README).
+    AGENT_SESSION_COMPACTION: Compaction = Compaction.SUMMARY
+    AGENT_SESSION_SUMMARY_MAX_CHARS: Annotated[int, Field(ge=200, le=100_000)] = 4_000
+    AGENT_SESSION_SUMMARY_TIMEOUT_SECONDS: Annotated[int, Field(ge=1, le=3600)] = 60
     SCHEDULER_ENABLED: bool = True
 
     # Turns: the thread lease, and their events kept in PostgreSQL for clients resuming a
@@ -292,6 +301,32 @@ class Settings(BaseSettings):
         from app.node import default_node_id
 
         return self.NODE_ID or default_node_id(self.DATA_DIR)
+
+    @property
+    def memory_cap(self) -> int:
+        """The most items memory holds, a summary included. With compaction, memory the
+        model never reads (past AGENT_SESSION_READ_LIMIT) is folded into the summary too, so
+        the model always reads the summary first."""
+        if self.AGENT_SESSION_COMPACTION == Compaction.SUMMARY:
+            return min(self.AGENT_SESSION_MAX_MESSAGES, max(2, self.AGENT_SESSION_READ_LIMIT))
+        return self.AGENT_SESSION_MAX_MESSAGES
+
+    @property
+    def memory_max_items(self) -> int:
+        """What pruning and rebuilds keep besides the summary: with compaction, one item of
+        the cap is the summary's, whether it exists yet or not."""
+        if self.AGENT_SESSION_COMPACTION == Compaction.SUMMARY:
+            return self.memory_cap - 1
+        return self.memory_cap
+
+    @property
+    def memory_prune_to(self) -> int:
+        """What a prune cuts back to. With compaction, a quarter below the cap: each summary
+        is a model call that rewrites the whole summary, so prunes come every few turns
+        instead of at every turn once a thread passes the cap."""
+        if self.AGENT_SESSION_COMPACTION == Compaction.SUMMARY:
+            return self.memory_max_items - self.memory_max_items // 4
+        return self.memory_max_items
 
     @property
     def embedded_pgdata_dir(self) -> Path:

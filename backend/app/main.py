@@ -25,6 +25,7 @@ from app.bootstrap import (
     Assistant,
     Database,
     build_assistant,
+    build_compactor,
     build_job_context,
     build_memory_store,
     build_turn_runner,
@@ -46,6 +47,7 @@ from app.scheduler.registry import build_scheduler, run_job
 from app.services import search_index
 from app.services.nodes import register_incarnation
 from app.services.users import UserIdCache
+from app.turns.compaction import Compactor
 from app.turns.runner import TurnRunner
 from app.web.docs import add_docs
 from app.web.page import add_page
@@ -61,6 +63,7 @@ class State(TypedDict):
     model_provider: ModelProvider
     agents: AgentRegistry
     turn_runner: TurnRunner
+    compactor: Compactor | None
     job_context: JobContext
     user_ids: UserIdCache
     scheduler: AsyncIOScheduler | None
@@ -94,9 +97,12 @@ async def _serving(
     # Refuses to serve when SEARCH_TEXT_CONFIG is not what the stored vectors use.
     search = await search_index.check_config(database.sessionmaker, settings.SEARCH_TEXT_CONFIG)
     memory_store = build_memory_store(settings)
-    turn_runner = build_turn_runner(settings, database, memory_store, assistant.agents, node=node)
+    compactor = build_compactor(settings, database, memory_store, assistant.provider.model)
+    turn_runner = build_turn_runner(
+        settings, database, memory_store, assistant.agents, node=node, compactor=compactor
+    )
     await turn_runner.startup()
-    job_context = build_job_context(settings, database, memory_store, node)
+    job_context = build_job_context(settings, database, memory_store, node, compactor=compactor)
     scheduler = build_scheduler(job_context) if settings.SCHEDULER_ENABLED else None
     if scheduler is not None:
         scheduler.start()
@@ -123,6 +129,7 @@ async def _serving(
         model_provider=assistant.provider,
         agents=assistant.agents,
         turn_runner=turn_runner,
+        compactor=compactor,
         job_context=job_context,
         user_ids=UserIdCache(),
         scheduler=scheduler,
@@ -131,6 +138,8 @@ async def _serving(
     if scheduler is not None:
         scheduler.shutdown(wait=False)
     await turn_runner.aclose()
+    if compactor is not None:
+        await compactor.aclose()
     memory_store.close()
 
 

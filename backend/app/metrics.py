@@ -83,6 +83,26 @@ THREADS_FREED_AT_START = Counter(
     "threadkeeper_leases_freed_at_start_total",
     "Thread leases freed at startup because this node's previous start held them",
 )
+SUMMARIES = Counter(
+    "threadkeeper_memory_summaries_total",
+    "Summaries of pruned turns (compaction): made, failed (error or timeout; the prune stands "
+    "and a later prune retries), skipped (thread busy or changed; retried later)",
+    ["status"],
+)
+for _status in ("made", "failed", "skipped"):
+    SUMMARIES.labels(_status)
+SUMMARY_SECONDS = Histogram(
+    "threadkeeper_memory_summary_seconds",
+    "Time to make one summary (the summarizer's run, off the request path)",
+    buckets=LATENCY_BUCKETS,
+)
+SUMMARY_TOKENS = Counter(
+    "threadkeeper_memory_summary_tokens_total",
+    "Model tokens spent on summaries",
+    ["kind"],
+)
+for _kind in ("input", "output"):
+    SUMMARY_TOKENS.labels(_kind)
 JOB_RUNS = Counter("threadkeeper_job_runs_total", "Maintenance job runs", ["job", "status"])
 ACTIVE_SESSIONS = Gauge(
     "threadkeeper_memory_active_sessions",

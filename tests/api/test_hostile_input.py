@@ -107,7 +107,8 @@ class TestMetrics:
 # A NUL byte (PostgreSQL text cannot hold it) and a lone surrogate (not encodable as UTF-8):
 # each used to become a 500, one of them plain text with the connection closed.
 UNSTORABLE = pytest.mark.parametrize(
-    ("raw", "problem"), [("a\\u0000b", "NUL"), ("a\\ud800b", "surrogate")]
+    ("raw", "problem"),
+    [("a\\u0000b", "NUL"), ("a\\ud800b", "surrogate"), ("a\\udcffb", "surrogate")],
 )
 
 

@@ -9,7 +9,7 @@ from agents import ModelBehaviorError
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 from sqlmodel import select
 
-from app.models import Task, Turn, TurnStatus
+from app.models import Task, Thread, Turn, TurnStatus
 from tests.conftest import start_app
 from tests.factories import create_thread, logged, memory_items
 from tests.gates import Gate, StallingModel
@@ -185,7 +185,7 @@ class TestRetry:
     async def test_retry_of_a_turn_memory_no_longer_holds_rebuilds_from_the_log(
         self, settings_factory, alice
     ) -> None:
-        settings = settings_factory(AGENT_SESSION_MAX_MESSAGES=4)
+        settings = settings_factory(AGENT_SESSION_MAX_MESSAGES=4, AGENT_SESSION_COMPACTION="off")
         async with start_app(settings) as running, running.client() as client:
             thread_id = await create_thread(client, alice)
             first = await send(client, thread_id, "remember that A is 1", alice)
@@ -203,6 +203,30 @@ class TestRetry:
                 ("user", "remember that A is 1"),
                 ("assistant", "Got it \u2014 I'll remember that A is 1."),
             ]
+
+    async def test_retry_of_a_message_a_summary_covers_drops_the_summary(
+        self, settings_factory, alice
+    ) -> None:
+        """The summary stands for the first messages of the log; a retry from one of them
+        discards what it summarized, so memory is rebuilt from the log without it."""
+        settings = settings_factory(AGENT_SESSION_MAX_MESSAGES=4)  # compaction on (default)
+        async with start_app(settings) as running, running.client() as client:
+            thread_id = await create_thread(client, alice)
+            first = await send(client, thread_id, "remember that A is 1", alice)
+            for fact in ("B is 2", "C is 3"):
+                await send(client, thread_id, f"remember that {fact}", alice)
+            await running.state["compactor"].wait_idle()
+            before = await memory_items(running, alice, thread_id)
+            assert before[0]["role"] == "system"  # the summary of the pruned first turn
+            assert "remember that A is 1" in before[0]["content"]
+            await send_retry(client, thread_id, first[0].data["id"], alice)
+            memory = await memory_items(running, alice, thread_id)
+            async with running.sessionmaker() as db:
+                row = await db.get_one(Thread, uuid.UUID(thread_id))
+        assert [i.get("role") for i in memory] == ["user", "assistant"]
+        assert memory[0]["content"] == "remember that A is 1"
+        assert memory[1]["content"][0]["text"] == "Got it \u2014 I'll remember that A is 1."
+        assert (row.memory_summary, row.memory_summary_covers, row.message_count) == (None, 0, 2)
 
     async def test_retry_refuses_what_it_cannot_retry(self, client, alice, bob) -> None:
         thread_id = await create_thread(client, alice)

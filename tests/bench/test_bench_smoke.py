@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import items, memory_workloads
+from bench import compaction, env, items, memory_workloads
 from bench.__main__ import parse_args
 from bench.report import Row, render_table, write_json
 from bench.stats import percentile, rotated, summarize
@@ -112,3 +112,14 @@ async def test_users_data_workload_runs_at_a_tiny_size(test_database, tmp_path: 
     assert (erased["threads"], erased["messages"], erased["tasks"]) == (6, 30, 10)
     assert (erased["memory_files"], erased["quarantined_files"]) == (6, 1)
     assert {r.measure for r in rows} >= {"export 6 threads", "erase user, 6 threads"}
+
+
+@pytest.mark.slow
+async def test_the_compaction_workload_runs(tmp_path: Path, private_database: str) -> None:
+    database = env.Database(private_database, env.libpq(private_database), "test")
+    rows, raw = await compaction.w13(tmp_path, database, turns=8, model_reps=1)
+    assert raw["outcomes"]  # the 4-item turns passed the cap of 12, and were summarized
+    assert set(raw["outcomes"]) == {"made"}
+    tokens = [raw[f"model_summary_{size}"]["tokens"][0] for size in compaction.SUMMARY_SIZES]
+    assert tokens[0][0] < tokens[1][0] < tokens[2][0]  # the previous summary is input
+    assert [r.measure for r in rows][-1] == "model summary, previous 3,900 chars"

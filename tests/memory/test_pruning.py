@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from app.memory import AgentMemoryStore
-from app.memory.files import SCHEMA
 from app.memory.log_items import items_from_log
 from app.memory.pruning import is_turn_start, plan_cut, prune_rows
+from app.memory.versions import upgrade
 
 Item = dict[str, Any]
 
@@ -49,8 +49,8 @@ turns_strategy = st.lists(
 )
 
 
-def prune(history: list[Item], cap: int) -> tuple[list[Item], bool]:
-    cut = plan_cut([is_turn_start(i) for i in history], cap)
+def prune(history: list[Item], cap: int, down_to: int | None = None) -> tuple[list[Item], bool]:
+    cut = plan_cut([is_turn_start(i) for i in history], cap, down_to=down_to)
     return history[cut.keep_from :], cut.oversized_turn
 
 
@@ -78,6 +78,25 @@ class TestPlanCutProperties:
         if not oversized and k < len(turns):
             assert len(kept) + len(turns[-k - 1]) > cap
 
+    @hypothesis_settings(max_examples=200, deadline=None)
+    @given(
+        turns=turns_strategy,
+        cap=st.integers(min_value=2, max_value=60),
+        slack=st.integers(min_value=0, max_value=20),
+    )
+    def test_over_the_cap_a_prune_cuts_down_to_the_lower_mark(self, turns, cap, slack) -> None:
+        history = [item for turn in turns for item in turn]
+        down_to = max(1, cap - slack)
+        kept, oversized = prune(history, cap, down_to)
+        if len(history) <= cap:
+            assert kept == history  # under the cap nothing is cut, however low the mark
+        elif not oversized:
+            assert len(kept) <= down_to
+            assert is_turn_start(kept[0])
+        else:
+            assert kept == turns[-1]
+            assert len(kept) > down_to
+
     def test_short_history_is_untouched(self) -> None:
         assert plan_cut([True, False, True], 3).keep_from == 0
 
@@ -95,8 +114,9 @@ class TestSqlPruneAgreesWithThePlanner:
         turns=turns_strategy,
         cap=st.integers(min_value=2, max_value=60),
         lead=st.lists(st.sampled_from(["orphan_output", "assistant"]), max_size=3),
+        slack=st.integers(min_value=0, max_value=20),
     )
-    def test_same_items_kept_and_same_oversized_flag(self, turns, cap, lead) -> None:
+    def test_same_items_kept_and_same_oversized_flag(self, turns, cap, lead, slack) -> None:
         # Histories may also start mid-turn (what older prunes or imports can leave).
         leading = [
             {"type": "function_call_output", "call_id": "call_x", "output": "{}"}
@@ -105,16 +125,16 @@ class TestSqlPruneAgreesWithThePlanner:
             for kind in lead
         ]
         history = leading + [item for turn in turns for item in turn]
-        expected, oversized = prune(history, cap)
-        conn = sqlite3.connect(":memory:")
+        down_to = max(1, cap - slack)
+        expected, oversized = prune(history, cap, down_to)
+        conn = sqlite3.connect(":memory:", isolation_level=None)
         try:
-            for statement in SCHEMA:
-                conn.execute(statement)
+            upgrade(conn)
             conn.executemany(
                 "INSERT INTO agent_messages (session_id, message_data) VALUES ('s', ?)",
                 [(json.dumps(item),) for item in history],
             )
-            result = prune_rows(conn, "s", cap)
+            result = prune_rows(conn, "s", cap, down_to=down_to)
             rows = conn.execute("SELECT message_data FROM agent_messages ORDER BY id").fetchall()
         finally:
             conn.close()

@@ -44,6 +44,7 @@ async def unknown_route(request: Request, exc: Exception) -> Response:
 ROUTES = [
     Route("/v1/chat/completions", model_routes.chat_completions, methods=["POST"]),
     Route("/v1/responses", model_routes.responses, methods=["POST"]),
+    Route("/v1/responses/compact", model_routes.compact, methods=["POST"]),
     Route("/v1/models", model_routes.list_models, methods=["GET"]),
     Route("/v1/models/{model_id:path}", model_routes.get_model, methods=["GET"]),
     Route("/v1/traces/ingest", ingest_traces, methods=["POST"]),

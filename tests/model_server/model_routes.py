@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
+from app.assistant.offline_grammar import message_text
 from tests.model_server import chat_api, responses_api
 from tests.model_server.conversations import Conversation, add_items, new_id
 from tests.model_server.errors import (
@@ -27,7 +28,9 @@ from tests.model_server.errors import (
 from tests.model_server.history import (
     chat_instructions,
     chat_items,
+    estimate_tokens,
     offered_tools,
+    prompt_text,
     responses_items,
 )
 from tests.model_server.planner import ModelCall, decide, tool_calls
@@ -103,6 +106,58 @@ async def responses(request: Request) -> Response | ASGIApp:
         "store": body.get("store") is not False,
     }
     return responses_api.render(step, call, state.hangs, response_id, output, extra)
+
+
+async def compact(request: Request) -> Response:
+    """`POST /v1/responses/compact`: the input's user messages, then one compaction item.
+
+    Like the real API, which keeps every user message and folds the rest into an opaque
+    `compaction` item; here its content is readable (`compacted N items`) so a test can see
+    what was folded. Nothing scripted is consumed.
+    """
+    state = server_state(request)
+    try:
+        body = await json_object(request)
+        require(body, "model")
+        history, _ = _server_history(state, body)
+    except BadRequest as e:
+        return e.response
+    items = history + responses_items(body.get("input"))
+    users = [item for item in items if item.get("role") == "user"]
+    output = [
+        {
+            "id": new_id("msg"),
+            "type": "message",
+            "role": "user",
+            "status": "completed",
+            "content": [{"type": "input_text", "text": message_text(item.get("content"))}],
+        }
+        for item in users
+    ]
+    folded = len(items) - len(users)
+    output.append(
+        {
+            "id": new_id("cmp"),
+            "type": "compaction",
+            "encrypted_content": f"compacted {folded} items",
+        }
+    )
+    tokens = estimate_tokens(prompt_text("", items))
+    return JSONResponse(
+        {
+            "id": new_id("resp"),
+            "object": "response.compaction",
+            "created_at": MODEL_CREATED,
+            "output": output,
+            "usage": {
+                "input_tokens": tokens,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens": 1,
+                "output_tokens_details": {"reasoning_tokens": 0},
+                "total_tokens": tokens + 1,
+            },
+        }
+    )
 
 
 def _server_history(

@@ -40,7 +40,8 @@ def memory_path(running, user_id, thread_id):
 class TestPruneAfterEveryTurn:
     @pytest.fixture
     def settings(self, settings_factory):
-        return settings_factory(AGENT_SESSION_MAX_MESSAGES=6)
+        # Plain pruning (compaction's summary is tested in tests/turns/test_compaction.py).
+        return settings_factory(AGENT_SESSION_MAX_MESSAGES=6, AGENT_SESSION_COMPACTION="off")
 
     async def test_memory_is_cut_to_the_cap_at_a_turn_boundary(
         self, client, alice, running
@@ -276,14 +277,17 @@ class TestSchedule:
 class TestSweeps:
     @pytest.fixture
     def settings(self, settings_factory):
-        return settings_factory(AGENT_SESSION_MAX_MESSAGES=4)
+        return settings_factory(AGENT_SESSION_MAX_MESSAGES=4, AGENT_SESSION_COMPACTION="off")
 
     async def test_prune_sweep_applies_a_lowered_cap(
         self, client, alice, running, settings_factory
     ) -> None:
         thread_id = await thread_with_turns(client, alice, "remember that x", "remember that y")
         assert len(await memory_items(running, alice, thread_id)) == 4
-        lowered = job_context(running, settings=settings_factory(AGENT_SESSION_MAX_MESSAGES=2))
+        lowered = job_context(
+            running,
+            settings=settings_factory(AGENT_SESSION_MAX_MESSAGES=2, AGENT_SESSION_COMPACTION="off"),
+        )
         assert (await jobs.prune(lowered, dry_run=True))["would_check"] == 1
         assert len(await memory_items(running, alice, thread_id)) == 4
         totals = await jobs.prune(lowered)

@@ -39,7 +39,7 @@ DryRun = Annotated[bool, Query(description="Only report what would change")]
 @router.get("/sessions/stats", response_model=MemoryTotals)
 async def get_session_stats(*, db: DbSessionDep, settings: SettingsDep) -> MemoryTotals:
     """Counts and totals over all agent memory, from PostgreSQL bookkeeping."""
-    return await memory_records.memory_totals(db, max_items=settings.AGENT_SESSION_MAX_MESSAGES)
+    return await memory_records.memory_totals(db, max_items=settings.memory_cap)
 
 
 @router.get("/sessions/verify")

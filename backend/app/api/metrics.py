@@ -25,7 +25,7 @@ router = APIRouter(tags=["health"])
 @router.get("/metrics", response_class=Response)
 async def metrics(*, db: DbSessionDep, settings: SettingsDep) -> Response:
     """Counters, latencies and stored-memory gauges in Prometheus text format."""
-    stats = await memory_totals(db, max_items=settings.AGENT_SESSION_MAX_MESSAGES)
+    stats = await memory_totals(db, max_items=settings.memory_cap)
     ACTIVE_SESSIONS.set(stats.sessions)
     MEMORY_BYTES.set(stats.bytes_on_disk)
     ITEMS_PER_SESSION.set(stats.average_items)

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.assistant.offline_summary import OfflineSummary
 from app.memory.pruning import is_turn_start
+from app.memory.summary import is_summary_item
 
 _LIST_WORDS = r"(?:list|todo list|to-do list|todos|to-dos|tasks|task list)"
 
@@ -158,6 +160,14 @@ def user_texts(items: list[dict[str, Any]]) -> list[str]:
     return [message_text(item.get("content")) for item in items if is_turn_start(item)]
 
 
+def summary_in(items: list[dict[str, Any]]) -> OfflineSummary:
+    """What the summary of pruned turns says, if the model was sent one (else nothing)."""
+    for item in items:
+        if is_summary_item(item):
+            return OfflineSummary.parse(message_text(item.get("content")))
+    return OfflineSummary()
+
+
 def split_turn(items: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
     """Return the current request (last user message) and the items produced after it."""
     for index in range(len(items) - 1, -1, -1):
@@ -250,20 +260,29 @@ def resolve_task(ref: str, tasks: list[dict[str, Any]]) -> tuple[dict[str, Any] 
     return None, f'"{ref}" matches several tasks ({titles}); use its number instead.'
 
 
-def recall_facts(history: list[str]) -> str:
-    """Answer "what did I ask you to remember?" from every "remember that" in the history."""
+def remembered(texts: list[str]) -> list[str]:
+    """Every fact the user asked to remember ("remember that <fact>"), in order."""
     facts = []
-    for text in history:
+    for text in texts:
         match = _REMEMBER.search(" ".join(text.split()))
         if match:
-            facts.append("that " + match["fact"].rstrip(".!?").strip())
+            facts.append(match["fact"].rstrip(".!?").strip())
+    return facts
+
+
+def recall_facts(history: list[str], summary: OfflineSummary | None = None) -> str:
+    """Answer "what did I ask you to remember?" from the summary of pruned turns, then every
+    "remember that" in the history."""
+    facts = [*(summary.facts if summary else []), *remembered(history)]
     if not facts:
         return "You haven't asked me to remember anything yet."
-    return f"You asked me to remember: {'; '.join(facts)}."
+    return f"You asked me to remember: {'; '.join('that ' + fact for fact in facts)}."
 
 
-def first_message(history: list[str]) -> str:
-    """Quote the thread's opening user message."""
+def first_message(history: list[str], summary: OfflineSummary | None = None) -> str:
+    """Quote the thread's opening user message (from the summary once it was pruned)."""
+    if summary is not None and summary.first_message is not None:
+        return f'You first said: "{summary.first_message}"'
     if len(history) <= 1:
         return "This is the first thing you've said in this thread."
     return f'You first said: "{history[0]}"'
@@ -297,7 +316,7 @@ def plan_reply(items: str | Sequence[Any], tool_names: set[str]) -> Reply:
         return _plan_task_action(intent, turn_steps(after), tool_names)
     if intent.kind == "thread":
         return _plan_thread(turn_steps(after), tool_names)
-    return Reply(text=_plan_text(intent, user_texts(item_list)))
+    return Reply(text=_plan_text(intent, user_texts(item_list), summary_in(item_list)))
 
 
 def _plan_thread(steps: list[ToolStep], tool_names: set[str]) -> Reply:
@@ -316,15 +335,15 @@ def _plan_thread(steps: list[ToolStep], tool_names: set[str]) -> Reply:
     )
 
 
-def _plan_text(intent: Intent, history: list[str]) -> str:
+def _plan_text(intent: Intent, history: list[str], summary: OfflineSummary) -> str:
     if intent.kind == "help":
         return HELP_TEXT
     if intent.kind == "remember":
         return f"Got it \u2014 I'll remember that {intent.fact}."
     if intent.kind == "recall":
-        return recall_facts(history)
+        return recall_facts(history, summary)
     if intent.kind == "first":
-        return first_message(history)
+        return first_message(history, summary)
     return FALLBACK_TEXT
 
 

@@ -46,15 +46,26 @@ def load_settings_or_exit() -> Settings:
 async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
     """Database (embedded if DATABASE_URL is unset), memory store and job context."""
     # Imported on use: they load the Agents SDK, which a usage error never needs.
-    from app.bootstrap import build_job_context, build_memory_store, open_database
+    from app.bootstrap import (
+        build_compactor,
+        build_job_context,
+        build_memory_store,
+        configure_tracing,
+        open_database,
+        resolve_model,
+    )
     from app.logging import configure_logging
 
     configure_logging(settings)
+    configure_tracing(settings)  # a summary the sweep makes is traced only if opted in
     async with open_database(settings) as database:
         store = build_memory_store(settings)
+        compactor = build_compactor(settings, database, store, resolve_model(settings))
         try:
-            yield build_job_context(settings, database, store)
+            yield build_job_context(settings, database, store, compactor=compactor)
         finally:
+            if compactor is not None:
+                await compactor.aclose()
             store.close()
 
 

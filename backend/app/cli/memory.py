@@ -66,7 +66,7 @@ def stats() -> None:
 
     async def op(ctx: Any) -> Any:
         async with ctx.sessionmaker() as db:
-            return await memory_totals(db, max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES)
+            return await memory_totals(db, max_items=ctx.settings.memory_cap)
 
     _print(run_with_jobs(op))
 

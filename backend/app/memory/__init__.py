@@ -11,6 +11,7 @@ from app.memory.errors import (
     MemoryCorruptError,
     MemoryInUseError,
     MemoryUnavailableError,
+    MemoryVersionError,
     is_corruption,
 )
 from app.memory.files import file_bytes
@@ -18,20 +19,26 @@ from app.memory.protocol import Memory, MemoryStore
 from app.memory.pruning import PruneResult
 from app.memory.session import MemoryMark, MemorySession, MemoryStats
 from app.memory.store import AgentMemoryStore, ErasedFiles
+from app.memory.summary import SUMMARY_PREFIX, MemoryHead, StoredSummary, summary_item
 
 __all__ = [
+    "SUMMARY_PREFIX",
     "AgentMemoryStore",
     "ErasedFiles",
     "Memory",
     "MemoryBusyError",
     "MemoryCorruptError",
     "MemoryInUseError",
+    "MemoryHead",
     "MemoryMark",
     "MemorySession",
     "MemoryStats",
     "MemoryStore",
     "MemoryUnavailableError",
+    "MemoryVersionError",
     "PruneResult",
+    "StoredSummary",
     "file_bytes",
     "is_corruption",
+    "summary_item",
 ]

@@ -42,6 +42,10 @@ class MemoryUnavailableError(ServiceUnavailableError):
     """The machine cannot read or write memory now (disk full, no descriptors, I/O error)."""
 
 
+class MemoryVersionError(ServiceUnavailableError):
+    """The memory file is in a newer format than this code reads; it is left untouched."""
+
+
 class MemoryInUseError(ConflictError):
     """Another task of this process holds the memory file (a turn still running)."""
 

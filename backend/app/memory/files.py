@@ -7,6 +7,8 @@ protocol and `AgentMemoryStore` as file ownership.
 from __future__ import annotations
 
 import json
+import math
+import re
 import sqlite3
 from contextlib import suppress
 from pathlib import Path
@@ -15,33 +17,14 @@ from typing import Any, cast
 import orjson
 from agents.items import TResponseInputItem
 
+from app.memory.versions import FORMAT_VERSION, file_version, refuse_newer, upgrade
+
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 SIDECAR_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS agent_sessions (
-        session_id TEXT PRIMARY KEY,
-        created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-        updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
-    )""",
-    """CREATE TABLE IF NOT EXISTS agent_messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        session_id TEXT NOT NULL,
-        message_data TEXT NOT NULL,
-        created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
-        FOREIGN KEY (session_id) REFERENCES agent_sessions (session_id) ON DELETE CASCADE
-    )""",
-    """CREATE INDEX IF NOT EXISTS idx_agent_messages_session_id
-        ON agent_messages (session_id, id)""",
-    # Ours, beside the SDK's tables (the stock SQLiteSession ignores it): the memory
-    # generation this file was last stamped with, and its newest item id at that moment.
-    """CREATE TABLE IF NOT EXISTS threadkeeper_memory (
-        key TEXT PRIMARY KEY,
-        value INTEGER NOT NULL
-    )""",
-)
-SCHEMA_TABLES = ("agent_sessions", "agent_messages", "threadkeeper_memory")
+# Ours, beside the SDK's tables (the stock SQLiteSession ignores them); see `memory.versions`.
+SCHEMA_TABLES = ("agent_sessions", "agent_messages", "threadkeeper_memory", "threadkeeper_summary")
 
 READ_MARK = (
     "SELECT (SELECT value FROM threadkeeper_memory WHERE key = 'generation'), "
@@ -66,19 +49,20 @@ READ_LATEST_AS_ARRAY = (
 
 
 def configure_connection(conn: sqlite3.Connection) -> None:
-    """WAL, NORMAL sync, and the SDK schema (created only when missing)."""
+    """Check the format version, then WAL, NORMAL sync, and upgrade an older file.
+
+    A file from a newer format is refused before anything is written to it.
+
+    Raises:
+        MemoryVersionError: the file is in a newer format than this code reads.
+    """
+    version = file_version(conn)
+    refuse_newer(version)
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
-    tables = conn.execute(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
-        f"AND name IN ({', '.join('?' * len(SCHEMA_TABLES))})",
-        SCHEMA_TABLES,
-    ).fetchone()[0]
-    if tables < len(SCHEMA_TABLES):  # only a new (or older) file takes the write lock
-        with transaction(conn):
-            for statement in SCHEMA:
-                conn.execute(statement)
+    if version < FORMAT_VERSION:  # only a new or older file takes the write lock
+        upgrade(conn)
 
 
 class transaction:
@@ -95,20 +79,62 @@ class transaction:
 
 
 def encode(item: TResponseInputItem) -> str:
-    """JSON text any reader (the stock SQLiteSession too) can load; orjson is ~5x faster."""
+    """JSON text any reader (the stock SQLiteSession too) loads back to exactly `item`.
+
+    orjson is ~5x faster than `json`, but it refuses lone surrogates, integers beyond 64
+    bits and non-str keys, and writes NaN and infinities as `null`. Those items get the
+    stock class's own encoding (`json.dumps`: ASCII with escapes, `NaN`, `Infinity`, exact
+    integers), which round-trips them exactly, as the stock class does.
+    """
     try:
-        return orjson.dumps(item).decode()
-    except TypeError:  # what orjson refuses (non-str keys, big ints), json accepts
-        return json.dumps(item, ensure_ascii=False)
+        data = orjson.dumps(item)
+    except TypeError:
+        return json.dumps(item)
+    if b"null" in data and _has_non_finite(item):
+        return json.dumps(item)
+    return data.decode()
 
 
 def decode(data: str) -> TResponseInputItem | None:
-    # Like the SDK, a row that is not JSON is skipped rather than failing the whole read.
+    """The item a row holds, exactly as it was added; None for a row that is not an item.
+
+    orjson first; what it refuses (`NaN`, `Infinity`, lone-surrogate escapes: all written
+    by the stock class) is read with `json`, and so is text with a long run of digits,
+    since orjson reads integers beyond 64 bits as floats. Like the SDK, a row that is not
+    JSON at all is skipped rather than failing the whole read.
+    """
+    if not isinstance(data, str):
+        return None
     try:
         item = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return None
+        item = decode_exact(data)
+    else:
+        if LONG_INTEGER.search(data):
+            item = decode_exact(data)
     return cast(TResponseInputItem, item) if isinstance(item, dict) else None
+
+
+# 19 digits can already overflow a signed 64-bit integer (-9223372036854775809).
+LONG_INTEGER = re.compile("[0-9]{19,}")
+
+
+def decode_exact(data: str) -> Any:
+    """`json.loads`, as the stock class reads rows; None for text that is not JSON."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(v) for v in value)
+    return False
 
 
 def make_private_dir(path: Path) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.memory.files import FILE_MODE, configure_connection, make_private_dir
+from app.memory.versions import file_version, refuse_newer
 
 # The first wait for a lock happens inside SQLite (cheap, short); longer waits yield the loop.
 INLINE_BUSY_TIMEOUT_MS = 20
@@ -50,9 +51,17 @@ class ConnectionPool:
 
         Raises:
             sqlite3.DatabaseError: the file cannot be opened as a database (or is busy).
+            MemoryVersionError: the file is in a newer format than this code reads.
         """
         pooled = self._idle.pop(path, None)
         if pooled is not None and _file_id(path) == pooled.file_id:
+            try:
+                # Another process may have upgraded the file since (a newer Threadkeeper in
+                # a rolling deploy): a header read, cached until the file changes.
+                refuse_newer(file_version(pooled.conn))
+            except BaseException:
+                pooled.conn.close()
+                raise
             return pooled
         if pooled is not None:
             pooled.conn.close()

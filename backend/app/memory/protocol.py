@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from app.memory.pruning import PruneResult
     from app.memory.session import MemoryMark, MemoryStats
     from app.memory.store import ErasedFiles
+    from app.memory.summary import MemoryHead, StoredSummary
 
 
 class Memory(Session, Protocol):
@@ -47,8 +48,23 @@ class Memory(Session, Protocol):
         """Forget the newest `count` turns; False (nothing changed) if fewer are held."""
         ...
 
-    async def prune(self, max_items: int) -> PruneResult:
-        """Cut back to at most `max_items`, only where a user message starts a turn."""
+    async def prune(self, max_items: int, *, down_to: int | None = None) -> PruneResult:
+        """Over `max_items` besides the summary at the head (which is kept), cut back to at
+        most `down_to` (default `max_items`), only where a user message starts a turn."""
+        ...
+
+    async def head(self) -> MemoryHead:
+        """The summary memory holds, and its oldest turns."""
+        ...
+
+    async def put_summary(self, summary: StoredSummary, *, generation: int) -> None:
+        """Write the summary at the head and stamp `generation`, atomically."""
+        ...
+
+    async def rebuild(
+        self, items: list[TResponseInputItem], *, summary: StoredSummary | None, generation: int
+    ) -> None:
+        """Replace everything with `summary` and `items`, stamped `generation`, atomically."""
         ...
 
     async def stats(self) -> MemoryStats:

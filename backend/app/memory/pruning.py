@@ -39,12 +39,14 @@ class Cut:
     oversized_turn: bool  # the newest turn alone exceeds the cap and is kept whole
 
 
-def plan_cut(turn_starts: Sequence[bool], max_items: int) -> Cut:
-    """Choose the oldest turn boundary that leaves at most `max_items` items.
+def plan_cut(turn_starts: Sequence[bool], max_items: int, *, down_to: int | None = None) -> Cut:
+    """Over `max_items` items, choose the oldest turn boundary that leaves at most `down_to`
+    (default `max_items`): cutting a little deeper than the cap makes prunes rarer.
 
     Args:
         turn_starts: for each item in order, whether it starts a turn.
         max_items: the cap.
+        down_to: what a prune cuts back to (at most the cap).
 
     Returns:
         The cut. With no boundary that fits, the newest turn is kept whole (and flagged);
@@ -53,9 +55,10 @@ def plan_cut(turn_starts: Sequence[bool], max_items: int) -> Cut:
     total = len(turn_starts)
     if total <= max_items:
         return Cut(keep_from=0, oversized_turn=False)
+    keep = min(max_items, max_items if down_to is None else down_to)
     boundaries = [i for i, start in enumerate(turn_starts) if start]
     for index in boundaries:
-        if total - index <= max_items:
+        if total - index <= keep:
             return Cut(keep_from=index, oversized_turn=False)
     if not boundaries:
         return Cut(keep_from=0, oversized_turn=True)
@@ -69,21 +72,33 @@ class PruneResult:
     oversized_turn: bool  # one turn alone exceeds the cap; it was kept whole
 
 
-def prune_rows(c: sqlite3.Connection, session_id: str, max_items: int) -> PruneResult:
+def prune_rows(
+    c: sqlite3.Connection,
+    session_id: str,
+    max_items: int,
+    *,
+    down_to: int | None = None,
+    pinned: int | None = None,
+) -> PruneResult:
     """`plan_cut`, applied to a memory file inside the caller's transaction.
 
     Only the newest `max_items` rows can hold the boundary to keep from, so only they are
-    classified, by SQLite's JSON functions (no row is decoded in Python).
+    classified, by SQLite's JSON functions (no row is decoded in Python). The `pinned` row
+    (the summary at the head of memory) is never removed, and is not counted: the caller's
+    cap leaves room for it.
     """
     (total,) = c.execute(
-        "SELECT count(*) FROM agent_messages WHERE session_id = ?", (session_id,)
+        "SELECT count(*) FROM agent_messages WHERE session_id = ? AND id IS NOT ?",
+        (session_id, pinned),
     ).fetchone()
+    extra = 0 if pinned is None else 1
     if total <= max_items:
-        return PruneResult(removed=0, kept=total, oversized_turn=False)
+        return PruneResult(removed=0, kept=total + extra, oversized_turn=False)
+    budget = min(max_items, max_items if down_to is None else down_to)
     window = c.execute(
         f"SELECT id, {IS_TURN_START_SQL} FROM agent_messages WHERE session_id = ? "
-        "ORDER BY id DESC LIMIT ?",
-        (session_id, max_items),
+        "AND id IS NOT ? ORDER BY id DESC LIMIT ?",
+        (session_id, pinned, budget),
     ).fetchall()[::-1]
     keep_from = next((row_id for row_id, start in window if start), None)
     oversized = keep_from is None
@@ -94,11 +109,12 @@ def prune_rows(c: sqlite3.Connection, session_id: str, max_items: int) -> PruneR
             (session_id, window[0][0]),
         ).fetchone()
     if keep_from is None:  # no turn boundary at all: no cut would be valid
-        return PruneResult(removed=0, kept=total, oversized_turn=True)
+        return PruneResult(removed=0, kept=total + extra, oversized_turn=True)
     removed = c.execute(
-        "DELETE FROM agent_messages WHERE session_id = ? AND id < ?", (session_id, keep_from)
+        "DELETE FROM agent_messages WHERE session_id = ? AND id < ? AND id IS NOT ?",
+        (session_id, keep_from, pinned),
     ).rowcount
-    return PruneResult(removed=removed, kept=total - removed, oversized_turn=oversized)
+    return PruneResult(removed=removed, kept=total + extra - removed, oversized_turn=oversized)
 
 
 def drop_turn_rows(c: sqlite3.Connection, session_id: str, count: int) -> bool:

@@ -1,48 +1,48 @@
-"""`MemorySession`: the SDK `Session` protocol over one SQLite memory file.
-
-Statements run on the event loop instead of hopping to a worker thread per call: they touch
-one small local file and take microseconds. A lock held by another process is waited out with
-`await asyncio.sleep` (bounded by the busy timeout), never by blocking the loop.
-"""
+"""`MemorySession`: the SDK `Session` protocol over one SQLite memory file."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 
-from app.memory.errors import (
-    MemoryBusyError,
-    MemoryCorruptError,
-    MemoryFailure,
-    classify,
-    unavailable,
-)
+from app.memory.access import FileAccess, MemoryStats
 from app.memory.files import (
+    LONG_INTEGER,
     READ_ALL_AS_ARRAY,
     READ_LATEST_AS_ARRAY,
     READ_MARK,
     WRITE_MARK,
     decode,
+    decode_exact,
     encode,
-    file_bytes,
     transaction,
 )
 from app.memory.pruning import PruneResult, drop_turn_rows, prune_rows
+from app.memory.snapshot import CompactionSnapshot, compaction_snapshot
+from app.memory.summary import (
+    MemoryHead,
+    StoredSummary,
+    drop_summary,
+    read_head,
+    record_summary,
+    summary_id,
+    summary_item,
+    tidy_summary,
+    write_summary,
+)
 from app.metrics import MEMORY_READ, MEMORY_WRITE
 
 if TYPE_CHECKING:
-    from app.memory.pool import ConnectionPool, PooledConnection
+    from app.memory.pool import ConnectionPool
 
-_T = TypeVar("_T")
+__all__ = ["MemoryMark", "MemorySession", "MemoryStats"]
 
 
 @dataclass(frozen=True)
@@ -55,20 +55,11 @@ class MemoryMark:
     last_id: int
 
 
-@dataclass(frozen=True)
-class MemoryStats:
-    items: int
-    bytes: int
-    last_id: int = 0  # newest row id (0 when empty)
+class MemorySession(FileAccess):
+    """The SDK `Session` protocol over one thread's memory file, plus what keeps memory in
+    step with the log (marks, stamps, cut-back, pruning, the summary).
 
-
-class MemorySession:
-    """The SDK `Session` protocol over one thread's memory file.
-
-    Only `AgentMemoryStore.open()` creates these. Each call borrows the file's connection
-    from the store's pool for its statements and gives it back before awaiting anything, so
-    a turn waiting on its model holds no descriptor. After the `open()` block every call
-    raises.
+    Only `AgentMemoryStore.open()` creates these (see `FileAccess` for how they use the file).
     """
 
     def __init__(
@@ -80,14 +71,15 @@ class MemorySession:
         busy_timeout_s: float,
         session_settings: SessionSettings | None = None,
     ) -> None:
-        self.session_id = session_id
+        super().__init__(pool, session_id, path, busy_timeout_s=busy_timeout_s)
         self.session_settings: SessionSettings | None = session_settings or SessionSettings()
-        self.path = path
-        self._pool: ConnectionPool | None = pool
-        self._busy_timeout_s = busy_timeout_s
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
-        """Return the history in order; with a limit, the latest `limit` items."""
+        """Return the history in order; with a limit, the latest `limit` items.
+
+        Like the stock class, a damaged row (not JSON) is skipped and, with a limit, the
+        window is widened past it, so `limit` counts usable items.
+        """
         if limit is None and self.session_settings is not None:
             limit = self.session_settings.limit
         with MEMORY_READ.time():
@@ -105,11 +97,25 @@ class MemorySession:
                 items = orjson.loads(text)
             except orjson.JSONDecodeError:
                 items = None
+            if isinstance(items, list) and len(items) == count and LONG_INTEGER.search(text):
+                items = decode_exact(text)  # orjson reads integers beyond 64 bits as floats
             if not isinstance(items, list) or len(items) != count:
-                # A damaged row: decode row by row and skip it, as the SDK does.
-                rows = await self._read_rows(limit)
-                items = [decode(data) for (data,) in rows]
+                # A row orjson refused: decode row by row (exactly, or skipped if damaged).
+                items = await self._read_decoded(limit)
             return cast(list[TResponseInputItem], [i for i in items if isinstance(i, dict)])
+
+    async def _read_decoded(self, limit: int | None) -> list[TResponseInputItem]:
+        """Row by row; with a positive limit, widen the window until it holds `limit` items."""
+        if limit is None or limit <= 0:
+            rows = await self._read_rows(limit)
+            return [item for (data,) in rows if (item := decode(data)) is not None]
+        window = limit
+        while True:
+            rows = await self._read_rows(window)
+            items = [item for (data,) in rows if (item := decode(data)) is not None]
+            if len(items) >= limit or len(rows) < window:
+                return items[-limit:]
+            window *= 2
 
     async def _read_rows(self, limit: int | None) -> list[Any]:
         if limit is None:
@@ -151,19 +157,28 @@ class MemorySession:
             await self._run(_add)
 
     async def pop_item(self) -> TResponseInputItem | None:
-        """Remove and return the newest item, or None when the history is empty."""
+        """Remove and return the newest item, or None when the history is empty.
 
-        def _pop(c: sqlite3.Connection) -> str | None:
+        Like the stock class, damaged newest rows are dropped on the way to the newest
+        item that can be returned.
+        """
+
+        def _pop(c: sqlite3.Connection) -> TResponseInputItem | None:
             with transaction(c):
-                row = c.execute(
-                    "DELETE FROM agent_messages WHERE id = (SELECT id FROM agent_messages "
-                    "WHERE session_id = ? ORDER BY id DESC LIMIT 1) RETURNING message_data",
-                    (self.session_id,),
-                ).fetchone()
-            return None if row is None else str(row[0])
+                while True:
+                    row = c.execute(
+                        "DELETE FROM agent_messages WHERE id = (SELECT id FROM agent_messages "
+                        "WHERE session_id = ? ORDER BY id DESC LIMIT 1) RETURNING id, message_data",
+                        (self.session_id,),
+                    ).fetchone()
+                    if row is None:
+                        return None
+                    tidy_summary(c, self.session_id)
+                    item = decode(row[1])
+                    if item is not None:
+                        return item
 
-        data = await self._run(_pop)
-        return None if data is None else decode(data)
+        return await self._run(_pop)
 
     async def clear_session(self) -> None:
         """Delete every item of this session."""
@@ -172,50 +187,9 @@ class MemorySession:
             with transaction(c):
                 c.execute("DELETE FROM agent_messages WHERE session_id = ?", (self.session_id,))
                 c.execute("DELETE FROM agent_sessions WHERE session_id = ?", (self.session_id,))
+                drop_summary(c, self.session_id)
 
         await self._run(_clear)
-
-    async def check(self) -> None:
-        """Read every row of the session once, so a damaged file is found before a turn uses it.
-
-        Raises:
-            MemoryCorruptError: rows that are not JSON, or SQLite reports the file damaged.
-        """
-
-        def _verify(pooled: PooledConnection) -> int:
-            # data_version moves only when another connection commits: rows this connection
-            # already verified need no second look.
-            version = pooled.conn.execute("PRAGMA data_version").fetchone()[0]
-            if pooled.checked_version == version:
-                return 0
-            (bad,) = pooled.conn.execute(
-                "SELECT count(*) FROM agent_messages WHERE session_id = ? "
-                "AND NOT json_valid(message_data)",
-                (self.session_id,),
-            ).fetchone()
-            if not bad:
-                pooled.checked_version = version
-            return int(bad)
-
-        bad = await self._run_pooled(_verify)
-        if bad:
-            raise MemoryCorruptError(f"{bad} memory rows are not JSON")
-
-    async def ensure_writable(self) -> None:
-        """Wait (bounded) until no other process holds the write lock, then let it go.
-
-        Doing this before a turn commits anything turns a long foreign write into a clean 503
-        instead of a turn that fails halfway.
-
-        Raises:
-            MemoryBusyError: still locked after the busy timeout.
-        """
-
-        def _probe(c: sqlite3.Connection) -> None:
-            c.execute("BEGIN IMMEDIATE")
-            c.execute("ROLLBACK")
-
-        await self._run(_probe)
 
     async def last_item(self) -> TResponseInputItem | None:
         items = await self.get_items(limit=1)
@@ -245,6 +219,7 @@ class MemorySession:
                     "DELETE FROM agent_messages WHERE session_id = ? AND id > ?",
                     (self.session_id, mark),
                 )
+                tidy_summary(c, self.session_id)
                 if rows:
                     c.execute(
                         "INSERT INTO agent_sessions (session_id) VALUES (?) "
@@ -257,8 +232,9 @@ class MemorySession:
 
         await self._run(_replace)
 
-    async def prune(self, max_items: int) -> PruneResult:
-        """Cut the history back to at most `max_items` items, only at a turn boundary.
+    async def prune(self, max_items: int, *, down_to: int | None = None) -> PruneResult:
+        """Over `max_items` items, cut the history back to at most `down_to` (default
+        `max_items`), only at a turn boundary; the summary at the head is kept, uncounted.
 
         One SQLite transaction (see `pruning.prune_rows`): a crash leaves the old history or
         the new one, never half.
@@ -266,7 +242,8 @@ class MemorySession:
 
         def _prune(c: sqlite3.Connection) -> PruneResult:
             with transaction(c):
-                return prune_rows(c, self.session_id, max_items)
+                pinned = summary_id(c, self.session_id)
+                return prune_rows(c, self.session_id, max_items, down_to=down_to, pinned=pinned)
 
         with MEMORY_WRITE.time():
             return await self._run(_prune)
@@ -320,73 +297,65 @@ class MemorySession:
         )
         return [item for (data,) in rows if (item := decode(data)) is not None]
 
-    async def checkpoint(self) -> None:
-        """Fold the WAL into the database and truncate it, so a prune frees disk space."""
-        await self._run(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+    async def head(self) -> MemoryHead:
+        """The summary memory holds, and its oldest turns (for compaction)."""
+        return await self._run(lambda c: read_head(c, self.session_id))
 
-    async def free_page_ratio(self) -> float:
-        """Share of the file's pages that are free (what VACUUM would give back)."""
+    async def put_summary(self, summary: StoredSummary, *, generation: int) -> None:
+        """Write `summary` at the head of memory and stamp `generation`, in one transaction.
 
-        def _ratio(c: sqlite3.Connection) -> float:
-            pages = c.execute("PRAGMA page_count").fetchone()[0]
-            free = c.execute("PRAGMA freelist_count").fetchone()[0]
-            return float(free) / pages if pages else 0.0
+        Raises:
+            ValueError: nothing was pruned, so there is no head to put it at.
+        """
 
-        return await self._run(_ratio)
+        def _put(c: sqlite3.Connection) -> None:
+            with transaction(c):
+                write_summary(c, self.session_id, summary)
+                c.execute(WRITE_MARK, (generation, self.session_id))
 
-    async def reclaim(self, free_ratio: float) -> bool:
-        """VACUUM the file when more than `free_ratio` of its pages are free."""
-        if await self.free_page_ratio() <= free_ratio:
-            return False
-        await self.vacuum()
-        return True
+        with MEMORY_WRITE.time():
+            await self._run(_put)
 
-    async def vacuum(self) -> None:
-        """Rewrite the file without free pages, then truncate the WAL."""
-        await self._run(lambda c: c.execute("VACUUM"))
-        await self.checkpoint()
+    async def rebuild(
+        self,
+        items: list[TResponseInputItem],
+        *,
+        summary: StoredSummary | None,
+        generation: int,
+    ) -> None:
+        """Replace all of memory with `summary` (if any) and `items`, stamped `generation`,
+        in one transaction."""
+        rows = [(self.session_id, encode(item)) for item in items]
 
-    async def stats(self) -> MemoryStats:
-        """Item count and bytes on disk (database plus WAL), for PostgreSQL bookkeeping."""
-        count, last_id = await self._run(
-            lambda c: c.execute(
-                "SELECT count(*), coalesce(max(id), 0) FROM agent_messages WHERE session_id = ?",
-                (self.session_id,),
-            ).fetchone()
-        )
-        return MemoryStats(items=int(count), bytes=file_bytes(self.path), last_id=int(last_id))
+        def _rebuild(c: sqlite3.Connection) -> None:
+            with transaction(c):
+                c.execute("DELETE FROM agent_messages WHERE session_id = ?", (self.session_id,))
+                drop_summary(c, self.session_id)
+                c.execute(
+                    "INSERT INTO agent_sessions (session_id) VALUES (?) "
+                    "ON CONFLICT (session_id) DO NOTHING",
+                    (self.session_id,),
+                )
+                if summary is not None:
+                    (item_id,) = c.execute(
+                        "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?) "
+                        "RETURNING id",
+                        (self.session_id, encode(summary_item(summary.text))),
+                    ).fetchone()
+                    record_summary(c, self.session_id, int(item_id), summary)
+                c.executemany(
+                    "INSERT INTO agent_messages (session_id, message_data) VALUES (?, ?)", rows
+                )
+                c.execute(WRITE_MARK, (generation, self.session_id))
 
-    def _require_open(self) -> ConnectionPool:
-        if self._pool is None:
-            raise RuntimeError("This memory session is closed; open it again from the store")
-        return self._pool
+        with MEMORY_WRITE.time():
+            await self._run(_rebuild)
 
-    async def _run(self, op: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run `op` on the file's connection (see `_run_pooled`)."""
-        return await self._run_pooled(lambda pooled: op(pooled.conn))
-
-    async def _run_pooled(self, op: Callable[[PooledConnection], _T]) -> _T:
-        """Run `op`, yielding the event loop while another process holds the write lock."""
-        pool = self._require_open()
-        deadline = time.monotonic() + self._busy_timeout_s
-        delay = 0.005
-        while True:
-            try:
-                pooled = pool.borrow(self.path)
-                try:
-                    return op(pooled)
-                finally:
-                    pool.give_back(self.path, pooled)
-            except (sqlite3.Error, OSError) as e:
-                failure = classify(e)
-                if failure is MemoryFailure.UNAVAILABLE:
-                    raise unavailable(e) from e
-                if failure is not MemoryFailure.BUSY:
-                    raise
-                if time.monotonic() >= deadline:
-                    raise MemoryBusyError("The thread's memory is busy; retry shortly") from e
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
-
-    def _close(self) -> None:
-        self._pool = None
+    async def _get_compaction_snapshot(
+        self,
+        limit: int,
+        *,
+        prune_prefix: Callable[[TResponseInputItem], bool] | None = None,
+    ) -> CompactionSnapshot | None:
+        """The SDK compaction wrappers' atomic snapshot hook (see `memory.snapshot`)."""
+        return await compaction_snapshot(self, limit, prune_prefix=prune_prefix)

@@ -7,10 +7,12 @@ come back as a 500; here they are refused with a message that names the problem.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BaseModel
+from pydantic_core import PydanticSerializationError
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -62,6 +64,14 @@ def make_storable_json(value: Any) -> Any:
     if isinstance(value, list):
         return [make_storable_json(v) for v in value]
     return value
+
+
+def make_storable_json_text(payload: BaseModel) -> str:
+    """`payload` as JSON, with `make_storable` applied to its strings only when needed."""
+    try:
+        return payload.model_dump_json()
+    except PydanticSerializationError:
+        return json.dumps(make_storable_json(payload.model_dump(mode="json")), ensure_ascii=False)
 
 
 StorableText = Annotated[str, AfterValidator(check_storable)]

@@ -86,6 +86,15 @@ class Thread(SQLModel, table=True):
     last_turn_id: uuid.UUID | None = Field(default=None)
     last_turn_status: str | None = Field(default=None, max_length=16)
 
+    # The summary of pruned turns at the head of memory (compaction), kept here so a rebuild
+    # from the log reproduces it: its text, when it was made, and how many log messages from
+    # the first memory holds only through it (or not at all, after a clear).
+    memory_summary: str | None = Field(default=None, sa_type=sa.Text)
+    memory_summary_covers: int = Field(
+        default=0, nullable=False, sa_column_kwargs={"server_default": "0"}
+    )
+    memory_summary_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
     active_turn_id: uuid.UUID | None = Field(default=None)
     active_turn_expires_at: datetime | None = Field(
         default=None, sa_type=sa.DateTime(timezone=True)

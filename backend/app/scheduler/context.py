@@ -11,6 +11,7 @@ from app.config import Settings
 from app.db import SessionMaker
 from app.memory import MemoryStore
 from app.models.base import utc_now
+from app.turns.compaction import Compactor
 
 
 @dataclass(frozen=True)
@@ -29,3 +30,5 @@ class JobContext:
     memory_node: str | None = None
     # Recorded with the leases jobs claim (a restarted node frees them at once).
     incarnation: uuid.UUID | None = None
+    # Summaries of what prunes removed (None with AGENT_SESSION_COMPACTION=off).
+    compactor: Compactor | None = None

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from app.db import session_scope
+from app.memory import MemoryVersionError
 from app.models import MemoryState, Thread
 from app.models.base import utc_now
 from app.scheduler.batches import (
@@ -105,7 +106,7 @@ async def prune(
         thread_id: only this thread (any size); default every one over the cap.
         dry_run: only count the sessions over the cap.
     """
-    cap = ctx.settings.AGENT_SESSION_MAX_MESSAGES
+    cap = ctx.settings.memory_cap
     recently = ctx.clock() - timedelta(
         minutes=2 * ctx.settings.AGENT_SESSION_PRUNE_INTERVAL_MINUTES
     )
@@ -128,22 +129,37 @@ async def prune(
     lease_id = uuid.uuid4()
     async for claimed in claimed_batches(ctx, where, lease_id=lease_id):
         batch = await present_here(ctx, lease_id, claimed)
-        updates = [await _prune_one(ctx, c, u, totals) for c, u in batch]
+        updates = []
+        for held_id, user_id in batch:
+            update = await _prune_one(ctx, held_id, user_id, totals)
+            if update is not None:
+                updates.append(update)
         await _record_batch(ctx, lease_id, updates)
+        await release_lease(ctx, lease_id, [held_id for held_id, _ in batch])
+        if ctx.compactor is not None:
+            await _compact_batch(ctx, [held_id for held_id, _ in batch], totals)
     return totals
 
 
 async def _prune_one(
     ctx: JobContext, thread_id: uuid.UUID, user_id: uuid.UUID, totals: dict[str, int]
-) -> dict[str, Any]:
-    """Prune, checkpoint and maybe vacuum one file; returns its new bookkeeping."""
-    async with ctx.memory_store.open(user_id, thread_id) as memory:
-        result = await memory.prune(ctx.settings.AGENT_SESSION_MAX_MESSAGES)
-        if result.removed:
-            await memory.checkpoint()
-        if await memory.reclaim(ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO):
-            totals["vacuumed"] += 1
-        stats = await memory.stats()
+) -> dict[str, Any] | None:
+    """Prune, checkpoint and maybe vacuum one file; returns its new bookkeeping (None: a
+    file in a newer format, left untouched)."""
+    try:
+        async with ctx.memory_store.open(user_id, thread_id) as memory:
+            result = await memory.prune(
+                ctx.settings.memory_max_items, down_to=ctx.settings.memory_prune_to
+            )
+            if result.removed:
+                await memory.checkpoint()
+            if await memory.reclaim(ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO):
+                totals["vacuumed"] += 1
+            stats = await memory.stats()
+    except MemoryVersionError:
+        totals["refused"] = totals.get("refused", 0) + 1
+        logger.warning("prune: the memory of thread %s is in a newer format; skipped", thread_id)
+        return None
     totals["checked"] += 1
     totals["pruned"] += result.removed > 0
     totals["items_removed"] += result.removed
@@ -156,10 +172,31 @@ async def _prune_one(
     }
 
 
+async def _compact_batch(ctx: JobContext, ids: list[uuid.UUID], totals: dict[str, int]) -> None:
+    """Summarize what prunes removed and no summary covers yet: this sweep's prunes, and a
+    turn's prune whose summary failed or was skipped (the retry). Leases are released first:
+    the compactor takes each thread's lease itself, only for its short critical section."""
+    assert ctx.compactor is not None
+    pending = sa.and_(
+        col(Thread.id).in_(ids),
+        col(Thread.memory_pruned_at).is_not(None),
+        sa.or_(
+            col(Thread.memory_summary_at).is_(None),
+            col(Thread.memory_pruned_at) > col(Thread.memory_summary_at),
+        ),
+    )
+    async with ctx.sessionmaker() as db:
+        rows = (await db.exec(select(Thread.id, Thread.user_id).where(pending))).all()
+    for thread_id, user_id in rows:
+        outcome = await ctx.compactor.compact(user_id, thread_id)
+        key = "summaries_" + outcome.split(":")[0].replace(" ", "_")
+        totals[key] = totals.get(key, 0) + 1
+
+
 async def _record_batch(
     ctx: JobContext, lease_id: uuid.UUID, updates: list[dict[str, Any]]
 ) -> None:
-    """One transaction per batch: the files' new facts, and the batch's leases released."""
+    """One transaction per batch: the files' new facts, and their leases released."""
     if not updates:
         return
     now = utc_now()
@@ -190,9 +227,12 @@ async def vacuum(ctx: JobContext) -> dict[str, Any]:
     async for claimed in claimed_batches(ctx, where, lease_id=lease_id):
         batch = await present_here(ctx, lease_id, claimed)
         for thread_id, user_id in batch:
-            async with ctx.memory_store.open(user_id, thread_id) as memory:
-                if await memory.reclaim(ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO):
-                    totals["vacuumed"] += 1
+            try:
+                async with ctx.memory_store.open(user_id, thread_id) as memory:
+                    if await memory.reclaim(ctx.settings.AGENT_SESSION_VACUUM_FREE_RATIO):
+                        totals["vacuumed"] += 1
+            except MemoryVersionError:
+                continue  # a newer format: left untouched
             totals["checked"] += 1
         await release_lease(ctx, lease_id, [thread_id for thread_id, _ in batch])
     return totals
@@ -223,28 +263,16 @@ async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]
     async for claimed in claimed_batches(ctx, where, lease_id=lease_id):
         batch = await present_here(ctx, lease_id, claimed)
         for thread_id, user_id in batch:
-            async with (
-                session_scope(ctx.sessionmaker) as db,
-                ctx.memory_store.open(user_id, thread_id) as memory,
-            ):
-                thread = await db.get_one(Thread, thread_id)
-                repair = await reconcile_memory(
-                    db,
-                    ctx.memory_store,
-                    memory,
-                    thread,
-                    max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES,
-                    dry_run=dry_run,
-                    node=ctx.memory_node,
-                )
+            reason = await _reconcile_one(ctx, thread_id, user_id, dry_run=dry_run)
             checked += 1
-            if repair.reason is not None:
-                reasons[repair.reason] = reasons.get(repair.reason, 0) + 1
+            if reason is not None:
+                reasons[reason] = reasons.get(reason, 0) + 1
                 found.append(str(thread_id))
         await release_lease(ctx, lease_id, [thread_id for thread_id, _ in batch])
+    refused = reasons.get(NEWER_FORMAT, 0)
     return {
         "checked": checked,
-        "repaired": 0 if dry_run else len(found),
+        "repaired": 0 if dry_run else len(found) - refused,
         "diverged": len(found),
         "reasons": reasons,
         "diverged_ids": found[:50],
@@ -263,6 +291,35 @@ async def expire_turn_events(ctx: JobContext) -> dict[str, Any]:
     async with session_scope(ctx.sessionmaker) as db:
         removed = await turn_events.expire(db, after_end=after_end, max_age=max_age)
     return {"removed": removed}
+
+
+# A memory file a newer Threadkeeper wrote: reported, never touched (see memory.versions).
+NEWER_FORMAT = "newer format"
+
+
+async def _reconcile_one(
+    ctx: JobContext, thread_id: uuid.UUID, user_id: uuid.UUID, *, dry_run: bool
+) -> str | None:
+    """Why the thread's memory was not its log (and is repaired, unless `dry_run`), or None."""
+    try:
+        async with (
+            session_scope(ctx.sessionmaker) as db,
+            ctx.memory_store.open(user_id, thread_id) as memory,
+        ):
+            thread = await db.get_one(Thread, thread_id)
+            repair = await reconcile_memory(
+                db,
+                ctx.memory_store,
+                memory,
+                thread,
+                max_items=ctx.settings.memory_max_items,
+                dry_run=dry_run,
+                node=ctx.memory_node,
+            )
+    except MemoryVersionError:
+        logger.warning("The memory of thread %s is in a newer format; left untouched", thread_id)
+        return NEWER_FORMAT
+    return repair.reason
 
 
 async def verify(ctx: JobContext) -> dict[str, Any]:

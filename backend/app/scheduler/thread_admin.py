@@ -14,6 +14,7 @@ from sqlmodel import col
 
 from app.db import session_scope
 from app.errors import ConflictError, NotFoundError
+from app.memory import MemoryVersionError
 from app.models import MemoryState, Thread
 from app.scheduler.context import JobContext
 from app.services import leases, memory_records
@@ -64,23 +65,30 @@ async def clear(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
                 message_count=thread.message_count,
                 node=ctx.memory_node,
             )
+            await memory_records.forget_summary(db, thread_id, covers=thread.message_count)
     return {"thread_id": str(thread_id), "deleted_file": existed}
 
 
 async def rebuild(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
-    """Replace the thread's memory with its newest whole turns from the PostgreSQL log."""
+    """Replace the thread's memory with its summary (if any) and its newest whole turns from
+    the PostgreSQL log; after a clear, the whole log counts again."""
     async with (
         leased(ctx, thread_id) as user_id,
         ctx.memory_store.open(user_id, thread_id) as memory,
         session_scope(ctx.sessionmaker) as db,
     ):
         thread = await db.get_one(Thread, thread_id)
+        if thread.memory_summary is None and thread.memory_summary_covers:
+            # Asked for by an operator after a clear: the whole log again (a summary, when
+            # there is one, is kept: it stands for what it covers).
+            thread.memory_summary_covers = 0
+            await memory_records.forget_summary(db, thread_id, covers=0)
         generation = await memory_records.next_generation(db)
         written = await rebuild_memory(
             db,
             memory,
-            thread_id=thread_id,
-            max_items=ctx.settings.AGENT_SESSION_MAX_MESSAGES,
+            thread=thread,
+            max_items=ctx.settings.memory_max_items,
             generation=generation,
         )
         await memory_records.record_memory(
@@ -102,7 +110,22 @@ async def inspect(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
     exists = ctx.memory_store.exists(info.user_id, thread_id)
     details["file_exists"] = exists
     if exists:
-        async with ctx.memory_store.open(info.user_id, thread_id) as memory:
-            stats = await memory.stats()
+        try:
+            async with ctx.memory_store.open(info.user_id, thread_id) as memory:
+                stats = await memory.stats()
+                head = await memory.head()
+        except MemoryVersionError as e:
+            details["file_error"] = e.message  # a newer format: the file is not opened
+            return details
         details["file_items"], details["file_bytes"] = stats.items, stats.bytes
+        summary = head.summary
+        details["file_summary"] = (
+            None
+            if summary is None
+            else {
+                "chars": len(summary.text),
+                "made_at": summary.made_at.isoformat(),
+                "covers_messages": summary.covers,
+            }
+        )
     return details

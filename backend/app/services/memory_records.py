@@ -16,7 +16,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.errors import NotFoundError
-from app.memory import MemoryStats
+from app.memory import MemoryStats, StoredSummary
 from app.models import MemoryState, Thread
 from app.models.base import utc_now
 
@@ -37,6 +37,14 @@ class MemoryTotals(BaseModel):
     idle: int = 0  # live sessions without a turn for IDLE_AFTER
 
 
+class SummaryInfo(BaseModel):
+    """The summary of pruned turns memory holds (compaction)."""
+
+    chars: int
+    made_at: datetime
+    covers_messages: int  # log messages, from the first, memory holds only through it
+
+
 class ThreadMemoryInfo(BaseModel):
     thread_id: uuid.UUID
     user_id: uuid.UUID
@@ -45,6 +53,7 @@ class ThreadMemoryInfo(BaseModel):
     bytes: int
     last_activity_at: datetime
     pruned_at: datetime | None
+    summary: SummaryInfo | None
 
 
 async def memory_totals(db: AsyncSession, *, max_items: int) -> MemoryTotals:
@@ -96,6 +105,7 @@ def thread_memory_info(thread: Thread) -> ThreadMemoryInfo:
         bytes=thread.memory_bytes,
         last_activity_at=thread.last_activity_at,
         pruned_at=thread.memory_pruned_at,
+        summary=_summary_info(stored_summary(thread)),
     )
 
 
@@ -109,6 +119,69 @@ async def next_generation(db: AsyncSession) -> int:
     value = await db.scalar(sa.select(sa.func.nextval("memory_generations")))
     assert value is not None  # nextval always returns a number
     return int(value)
+
+
+def _summary_info(summary: StoredSummary | None) -> SummaryInfo | None:
+    if summary is None:
+        return None
+    return SummaryInfo(
+        chars=len(summary.text), made_at=summary.made_at, covers_messages=summary.covers
+    )
+
+
+def stored_summary(thread: Thread) -> StoredSummary | None:
+    """The summary PostgreSQL records for the thread's memory (what a rebuild puts back)."""
+    if thread.memory_summary is None or thread.memory_summary_at is None:
+        return None
+    return StoredSummary(
+        text=thread.memory_summary,
+        covers=thread.memory_summary_covers,
+        made_at=thread.memory_summary_at,
+    )
+
+
+async def forget_summary(db: AsyncSession, thread_id: uuid.UUID, *, covers: int) -> None:
+    """The agent forgot the thread: no summary, and the first `covers` log messages are
+    never folded into a later one (nor rebuilt into memory)."""
+    await db.exec(
+        sa.update(Thread)
+        .where(col(Thread.id) == thread_id)
+        .values(memory_summary=None, memory_summary_at=None, memory_summary_covers=covers)
+    )
+
+
+async def record_summary(
+    db: AsyncSession,
+    thread_id: uuid.UUID,
+    *,
+    holder: uuid.UUID,
+    summary: StoredSummary,
+    generation: int,
+    stats: MemoryStats,
+) -> bool:
+    """Record a summary just written to memory, with its new generation, and give back
+    `holder`'s lease: one statement, applied only while `holder` still has the lease.
+
+    Returns:
+        Whether it was recorded (False: the lease was lost; memory is then ahead of
+        PostgreSQL and the next reconcile rebuilds it from the log).
+    """
+    result = await db.exec(
+        sa.update(Thread)
+        .where(col(Thread.id) == thread_id, col(Thread.active_turn_id) == holder)
+        .values(
+            memory_summary=summary.text,
+            memory_summary_covers=summary.covers,
+            memory_summary_at=summary.made_at,
+            memory_generation=generation,
+            memory_item_count=stats.items,
+            memory_bytes=stats.bytes,
+            memory_last_item_id=stats.last_id,
+            active_turn_id=None,
+            active_turn_expires_at=None,
+        )
+    )
+    return bool(result.rowcount)
 
 
 async def record_memory(

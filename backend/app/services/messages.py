@@ -148,15 +148,28 @@ async def messages_after(db: AsyncSession, *, thread_id: uuid.UUID, offset: int)
 
 
 async def recent_messages(
-    db: AsyncSession, *, thread_id: uuid.UUID, limit: int, before: Message | None = None
+    db: AsyncSession,
+    *,
+    thread_id: uuid.UUID,
+    limit: int,
+    skip: int = 0,
+    before: Message | None = None,
 ) -> list[Message]:
     """The newest `limit` messages (before `before`, if given) in chronological order (to
-    rebuild memory from the log)."""
+    rebuild memory from the log), leaving out the first `skip` (those a summary covers)."""
     query = select(Message).where(Message.thread_id == thread_id)
     if before is not None:
         query = query.where(
             sa.tuple_(Message.created_at, Message.id) < sa.tuple_(before.created_at, before.id)
         )
+    if skip:
+        after = (
+            select(Message.id)
+            .where(Message.thread_id == thread_id)
+            .order_by(col(Message.created_at), col(Message.id))
+            .offset(skip)
+        )
+        query = query.where(col(Message.id).in_(after))
     rows = (
         await db.exec(
             query.order_by(col(Message.created_at).desc(), col(Message.id).desc()).limit(limit)
@@ -272,3 +285,56 @@ async def touch_thread(db: AsyncSession, thread_id: uuid.UUID, *, turn_id: uuid.
             last_turn_status=TurnStatus.RUNNING,
         )
     )
+
+
+async def messages_between(
+    db: AsyncSession, *, thread_id: uuid.UUID, start: int, end: int
+) -> list[Message]:
+    """Messages `start` (inclusive) to `end` (exclusive) by position in the log."""
+    if end <= start:
+        return []
+    rows = await db.exec(
+        select(Message)
+        .where(Message.thread_id == thread_id)
+        .order_by(col(Message.created_at), col(Message.id))
+        .offset(start)
+        .limit(end - start)
+    )
+    return list(rows.all())
+
+
+async def count_user_messages(db: AsyncSession, *, thread_id: uuid.UUID) -> int:
+    count = await db.scalar(
+        select(sa.func.count())
+        .select_from(Message)
+        .where(Message.thread_id == thread_id, Message.role == MessageRole.USER)
+    )
+    return int(count or 0)
+
+
+async def nth_user_message(
+    db: AsyncSession, *, thread_id: uuid.UUID, n: int
+) -> tuple[int, Message] | None:
+    """The `n`-th user message (from 0) and its position in the log, or None."""
+    numbered = (
+        select(
+            col(Message.id).label("id"),
+            col(Message.role).label("role"),
+            (
+                sa.func.row_number().over(order_by=(col(Message.created_at), col(Message.id))) - 1
+            ).label("position"),
+        )
+        .where(Message.thread_id == thread_id)
+        .subquery()
+    )
+    row = (
+        await db.exec(
+            select(numbered.c.position, Message)
+            .join(Message, col(Message.id) == numbered.c.id)
+            .where(numbered.c.role == MessageRole.USER)
+            .order_by(numbered.c.position)
+            .offset(n)
+            .limit(1)
+        )
+    ).first()
+    return None if row is None else (int(row[0]), row[1])

@@ -21,7 +21,6 @@ what only memory had (reasoning items, provider item ids), so it is done only wh
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 
 from agents.items import TResponseInputItem
@@ -139,11 +138,7 @@ async def _repair(
             return Repair(reason=reason, generation=thread.memory_generation)
         generation = await memory_records.next_generation(db)
         written = await rebuild_memory(
-            db,
-            memory,
-            thread_id=thread.id,
-            max_items=max_items,
-            generation=generation,
+            db, memory, thread=thread, max_items=max_items, generation=generation
         )
         RECOVERIES.labels(reason).inc()
         logger.info(
@@ -227,26 +222,31 @@ async def rebuild_memory(
     db: AsyncSession,
     memory: Memory,
     *,
-    thread_id: uuid.UUID,
+    thread: Thread,
     max_items: int,
     generation: int,
     before: Message | None = None,
 ) -> int:
-    """Replace memory with the newest whole turns of the PostgreSQL log, tool calls included,
-    and stamp it with `generation` (the caller records it in PostgreSQL).
+    """Replace memory with the thread's summary (if any) and the newest whole turns of the
+    PostgreSQL log after what it covers, tool calls included, stamped with `generation`
+    (the caller records it in PostgreSQL). One transaction in memory.
+
+    The summary is PostgreSQL's copy, so memory's head comes back exactly as it was.
 
     Args:
         before: rebuild from the log up to (not including) this message (a retry).
 
     Returns:
-        The number of items written.
+        The number of items written (the summary counts as one).
     """
-    logged = await messages.recent_messages(db, thread_id=thread_id, limit=max_items, before=before)
+    summary = memory_records.stored_summary(thread)
+    logged = await messages.recent_messages(
+        db, thread_id=thread.id, limit=max_items, skip=thread.memory_summary_covers, before=before
+    )
     items = items_from_log([(m.role, m.content, m.meta) for m in logged])
-    kept = newest_whole_turns(items, max_items)
-    await memory.replace_after(0, kept)
-    await memory.stamp(generation)
-    return len(kept)
+    kept = newest_whole_turns(items, max_items)  # the cap leaves room for the summary
+    await memory.rebuild(kept, summary=summary, generation=generation)
+    return len(kept) + (0 if summary is None else 1)
 
 
 def _legacy_base(thread: Thread) -> int:

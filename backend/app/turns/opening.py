@@ -139,7 +139,7 @@ class TurnOpener:
                 self.memory_store,
                 memory,
                 thread,
-                max_items=self.settings.AGENT_SESSION_MAX_MESSAGES,
+                max_items=self.settings.memory_max_items,
                 node=self.memory_node,
             )
             message = await write(thread, turn_id, memory)
@@ -181,12 +181,22 @@ class TurnOpener:
         removed = await messages.delete_after(db, message, keep=kept)
         before = await messages.count_before(db, message)
         generation = await memory_records.next_generation(db)
-        if not await memory.drop_turns(later_turns):
+        if before < thread.memory_summary_covers:
+            # The summary at memory's head stands for messages from `message` on (a retry
+            # far back): it no longer describes the log, so it goes, and memory is rebuilt
+            # from the log alone.
+            await memory_records.forget_summary(db, thread.id, covers=0)
+            thread.memory_summary, thread.memory_summary_at = None, None  # as just written
+            thread.memory_summary_covers = 0
+            dropped = False
+        else:
+            dropped = await memory.drop_turns(later_turns)
+        if not dropped:
             await rebuild_memory(
                 db,
                 memory,
-                thread_id=thread.id,
-                max_items=self.settings.AGENT_SESSION_MAX_MESSAGES,
+                thread=thread,
+                max_items=self.settings.memory_max_items,
                 generation=generation,
                 before=message,
             )

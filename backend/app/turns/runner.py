@@ -27,6 +27,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -66,9 +67,11 @@ class TurnRunner:
         incarnation: uuid.UUID | None = None,
         memory_node: str | None = None,
         listen_url: str | None = None,
+        on_pruned: Callable[[uuid.UUID, uuid.UUID], None] | None = None,
     ) -> None:
         """See `TurnOpener` for `incarnation` and `memory_node`; `listen_url`: where to
-        LISTEN for the events of turns run elsewhere (None: poll for them)."""
+        LISTEN for the events of turns run elsewhere (None: poll for them); `on_pruned`:
+        called with (user id, thread id) after a saved turn's prune removed turns."""
         self._settings = settings
         self._agents = agents
         self._sessionmaker = sessionmaker
@@ -92,6 +95,7 @@ class TurnRunner:
             sessionmaker=sessionmaker,
             settings=settings,
             still_held=self._keeper.still_held,
+            on_pruned=on_pruned,
         )
         self._running: dict[uuid.UUID, tuple[RunningTurn, asyncio.Task[None]]] = {}
         # Turns whose events this worker holds: running, or ended but not yet all written.

@@ -33,6 +33,7 @@ class Saved:
 
     message: MessagePublic | None  # the reply (or what was kept of it), None: nothing kept
     generation: int | None  # the memory generation to stamp, None: memory was not saved
+    pruned: bool = False  # the prune before saving removed turns (a summary may be due)
 
 
 async def lock_lease(db: AsyncSession, turn: RunningTurn) -> Thread:

@@ -14,6 +14,7 @@ order of writes, the part that keeps the two stores in step, reads top to bottom
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sqlite3
 import uuid
@@ -53,6 +54,8 @@ class StepContext:
     sessionmaker: SessionMaker
     settings: Settings
     still_held: Callable[[uuid.UUID], bool]
+    # Called with (user id, thread id) when a saved turn's prune removed turns (compaction).
+    on_pruned: Callable[[uuid.UUID, uuid.UUID], None] | None = None
 
 
 async def run_and_save(
@@ -90,6 +93,8 @@ async def run_and_save(
         raise
     await _stamp(memory, saved.generation, turn)
     assert saved.message is not None
+    if saved.pruned and ctx.on_pruned is not None:
+        ctx.on_pruned(turn.user_id, turn.thread_id)  # compaction, in the background
     return saved.message
 
 
@@ -102,7 +107,7 @@ async def _save_completed(
     usage: TurnUsage,
     answered: Agent[Any],
 ) -> Saved:
-    pruned = await memory.prune(ctx.settings.AGENT_SESSION_MAX_MESSAGES)
+    pruned = await memory.prune(ctx.settings.memory_max_items, down_to=ctx.settings.memory_prune_to)
     if pruned.removed:
         PRUNES.inc()
         await memory.checkpoint()
@@ -116,7 +121,7 @@ async def _save_completed(
     if not ctx.still_held(turn.id):
         raise LeaseLostError()
     async with session_scope(ctx.sessionmaker) as db:
-        return await save_reply(
+        saved = await save_reply(
             db,
             turn,
             text=text,
@@ -126,6 +131,7 @@ async def _save_completed(
             stats=stats,
             agent=answered,
         )
+    return dataclasses.replace(saved, pruned=pruned.removed > 0)
 
 
 async def _run_agent(

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from app.memory import Memory
 from app.models import MessagePublic, TurnStatus
+from app.models.text import make_storable, make_storable_json_text
 from app.turns.events import TurnError, TurnEvent
 from app.turns.log import TurnLog
 
@@ -55,7 +56,9 @@ class RunningTurn:
     released: bool = False  # the lease went back with the turn's last write
 
     def emit(self, kind: TurnEvent, payload: BaseModel) -> None:
-        self.log.append(kind, payload.model_dump_json())
+        # Model and tool text may hold a lone surrogate, which JSON over UTF-8 cannot carry:
+        # clients get U+FFFD in its place, as the saved message does.
+        self.log.append(kind, make_storable_json_text(payload))
 
     def emit_delta(self, delta: str) -> None:
-        self.log.append_delta(delta)
+        self.log.append_delta(make_storable(delta))
