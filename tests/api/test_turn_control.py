@@ -97,9 +97,12 @@ class TestFailedTurnKeepsWhatItDid:
             )
             seen = model.last_call.input
             assert any(i.get("type") == "function_call_output" for i in seen)
+            user_id = await running.user_id(alice)
             async with running.sessionmaker() as db:
-                added = (await db.exec(select(Task).where(Task.title == "once"))).all()
-            assert len(added) == 1
+                added = (
+                    await db.exec(select(Task).where(Task.user_id == user_id, Task.title == "once"))
+                ).all()
+            assert len(added) == 1  # the completed call was not run again
 
     async def test_a_failure_before_any_tool_keeps_only_the_user_message(
         self, settings, alice

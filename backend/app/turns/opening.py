@@ -108,6 +108,9 @@ class TurnOpener:
 
     async def _open(self, db: AsyncSession, owned: Thread, write: _LogWrite) -> RunningTurn:
         self._check_free_space()
+        # Read before anything can fail: after a failed flush (the database went away) the
+        # request's objects cannot be read, and the cleanup below still needs these.
+        user_id, thread_id, agent = owned.user_id, owned.id, owned.agent
         # End the request's transaction (user lookup) so that no pooled connection is held
         # while this request waits for the memory file below.
         await db.commit()
@@ -115,8 +118,8 @@ class TurnOpener:
         try:
             memory = await resources.enter_async_context(
                 self.memory_store.open(
-                    owned.user_id,
-                    owned.id,
+                    user_id,
+                    thread_id,
                     wait_s=self.settings.AGENT_SESSION_BUSY_TIMEOUT_MS / 1000,
                     for_turn=True,
                 )
@@ -124,8 +127,8 @@ class TurnOpener:
             claimed_at = time.monotonic()
             thread = await leases.claim(
                 self.sessionmaker,
-                user_id=owned.user_id,
-                thread_id=owned.id,
+                user_id=user_id,
+                thread_id=thread_id,
                 holder=turn_id,
                 lease=self.lease,
                 incarnation=self.incarnation,
@@ -145,14 +148,14 @@ class TurnOpener:
             message = await write(thread, turn_id, memory)
         except BaseException:
             await resources.aclose()
-            await self.keeper.release(owned.id, turn_id)
+            await self.keeper.release(thread_id, turn_id)
             raise
-        self.keeper.hold(turn_id, owned.id, claimed_at=claimed_at)
+        self.keeper.hold(turn_id, thread_id, claimed_at=claimed_at)
         return RunningTurn(
             id=turn_id,
-            user_id=owned.user_id,
-            thread_id=owned.id,
-            agent=owned.agent,
+            user_id=user_id,
+            thread_id=thread_id,
+            agent=agent,
             text=message.content,
             user_message=message_public(message, TurnStatus.RUNNING),
             memory=memory,
