@@ -128,8 +128,13 @@ class LeaseKeeper:
         holders = {turn: held.thread_id for turn, held in self._held.items()}
         if not holders:
             return
+        # A renewal may take as long as the earliest deadline allows (at least a tick): on an
+        # overloaded worker a slow statement that still lands in time keeps every turn alive,
+        # and no turn runs past its deadline while it waits.
+        earliest = min(held.deadline for held in self._held.values())
+        wait_s = max(self.tick_seconds, earliest - time.monotonic())
         try:
-            async with asyncio.timeout(self.tick_seconds), session_scope(self._sessionmaker) as db:
+            async with asyncio.timeout(wait_s), session_scope(self._sessionmaker) as db:
                 renewed = await leases.renew(db, [(c, t) for t, c in holders.items()], self._lease)
         except (SQLAlchemyError, OSError, TimeoutError) as e:
             if not self._failing:
@@ -156,8 +161,13 @@ class LeaseKeeper:
         """Stop requests left in PostgreSQL by another worker (one query per tick, or none)."""
         if self._on_cancel_requested is None or not self._held:
             return
+        # A renewal may take as long as the earliest deadline allows (at least a tick): on an
+        # overloaded worker a slow statement that still lands in time keeps every turn alive,
+        # and no turn runs past its deadline while it waits.
+        earliest = min(held.deadline for held in self._held.values())
+        wait_s = max(self.tick_seconds, earliest - time.monotonic())
         try:
-            async with asyncio.timeout(self.tick_seconds), session_scope(self._sessionmaker) as db:
+            async with asyncio.timeout(wait_s), session_scope(self._sessionmaker) as db:
                 requested = await turn_records.cancel_requested(db, list(self._held))
         except (SQLAlchemyError, OSError, TimeoutError):
             return  # the renewal reports the outage; a stop waits for the next tick
