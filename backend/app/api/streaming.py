@@ -28,6 +28,11 @@ TURN_RESPONSES: dict[int | str, dict[str, object]] = {
         "content": {"text/event-stream": {}, "application/json": {}},
     },
     409: {"description": "A reply is already being generated", "model": ErrorPublic},
+    429: {
+        "description": "A fair-use limit: `limit` names it, `resets_at` says when it resets "
+        "(null: when one of your running turns ends); retry after Retry-After",
+        "model": ErrorPublic,
+    },
 }
 
 

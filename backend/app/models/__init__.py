@@ -1,6 +1,7 @@
 """Every table model, re-exported so `SQLModel.metadata` is complete for Alembic."""
 
 from app.models.chatkit_item import ChatKitItem
+from app.models.limits import LimitsPublic, UsagePublic, UserLimit, UserLimitsUpdate
 from app.models.maintenance import (
     MaintenanceRun,
     MaintenanceRunPublic,
@@ -30,7 +31,11 @@ from app.models.turn import Turn, TurnStatus
 from app.models.user import User
 
 __all__ = [
+    "UsagePublic",
+    "UserLimit",
+    "UserLimitsUpdate",
     "ChatKitItem",
+    "LimitsPublic",
     "MaintenanceRun",
     "MaintenanceRunPublic",
     "MaintenanceRunsPublic",

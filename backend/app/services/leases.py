@@ -13,7 +13,7 @@ on the claim's row.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -71,36 +71,69 @@ async def claim(
         ConflictError: another holder has a live lease.
     """
     async with session_scope(sessionmaker) as db:
-        claimed = (
-            (
-                await db.exec(
-                    sa.update(Thread)
-                    .where(
-                        col(Thread.id) == thread_id,
-                        col(Thread.user_id) == user_id,
-                        is_free(),
-                    )
-                    .values(
-                        active_turn_id=holder,
-                        active_turn_expires_at=_expires(lease),
-                        active_turn_incarnation=incarnation,
-                    )
-                    .returning(Thread)
-                    .execution_options(populate_existing=True)
-                )
-            )
-            .scalars()
-            .first()
+        return await claim_in(
+            db,
+            user_id=user_id,
+            thread_id=thread_id,
+            holder=holder,
+            lease=lease,
+            incarnation=incarnation,
         )
-        if claimed is None:
-            owned = await db.exec(
-                select(Thread.id).where(Thread.id == thread_id, Thread.user_id == user_id)
+
+
+async def claim_in(
+    db: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    thread_id: uuid.UUID,
+    holder: uuid.UUID,
+    lease: timedelta,
+    incarnation: uuid.UUID | None = None,
+    counted: bool = False,
+    admit: tuple[sa.ColumnElement[bool], Callable[[], Exception]] | None = None,
+) -> Thread:
+    """`claim` inside the caller's transaction (which commits it), for a caller that does
+    more in the same transaction (the fair-use check of a user's turn).
+
+    Args:
+        counted: the lease is a user's turn (it counts against LIMIT_RUNNING_TURNS).
+        admit: a further condition of the claim, and the error to raise when the thread
+            was free but the condition refused it.
+    """
+    conditions = [col(Thread.id) == thread_id, col(Thread.user_id) == user_id, is_free()]
+    if admit is not None:
+        conditions.append(admit[0])
+    claimed = (
+        (
+            await db.exec(
+                sa.update(Thread)
+                .where(*conditions)
+                .values(
+                    active_turn_id=holder,
+                    active_turn_expires_at=_expires(lease),
+                    active_turn_incarnation=incarnation,
+                    active_turn_counted=counted,
+                )
+                .returning(Thread)
+                .execution_options(populate_existing=True)
             )
-            if owned.first() is None:
-                raise NotFoundError(f"Thread {thread_id} not found")
-            raise ConflictError(BUSY_MESSAGE)
-        thread: Thread = claimed
-        return thread
+        )
+        .scalars()
+        .first()
+    )
+    if claimed is None:
+        free = (
+            await db.exec(
+                select(is_free()).where(Thread.id == thread_id, Thread.user_id == user_id)
+            )
+        ).first()
+        if free is None:
+            raise NotFoundError(f"Thread {thread_id} not found")
+        if free and admit is not None:
+            raise admit[1]()
+        raise ConflictError(BUSY_MESSAGE)
+    thread: Thread = claimed
+    return thread
 
 
 async def renew(
@@ -156,6 +189,7 @@ async def claim_batch(
             active_turn_id=holder,
             active_turn_expires_at=_expires(lease),
             active_turn_incarnation=incarnation,
+            active_turn_counted=False,
         )
         .returning(col(Thread.id), col(Thread.user_id))
     )
