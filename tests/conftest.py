@@ -79,6 +79,7 @@ def settings_factory(database_url: str, tmp_path: Path) -> Callable[..., Setting
             "LIMIT_TURNS_PER_MINUTE": 0,
             "LIMIT_RUNNING_TURNS": 0,
             "LIMIT_DAILY_TOKENS": 0,
+            "LIMIT_OPEN_STREAMS": 0,
         }
         values.update(overrides)
         return load_settings(**values)

@@ -169,6 +169,7 @@ class Settings(BaseSettings):
     LIMIT_TURNS_PER_MINUTE: Annotated[int, Field(ge=0, le=100_000)] = 20
     LIMIT_RUNNING_TURNS: Annotated[int, Field(ge=0, le=10_000)] = 4
     LIMIT_DAILY_TOKENS: Annotated[int, Field(ge=0)] = 2_000_000
+    LIMIT_OPEN_STREAMS: Annotated[int, Field(ge=0, le=10_000)] = 8
 
     # The HTTP server (uvicorn): bounds on what an unauthenticated client can hold.
     HTTP_MAX_HEADER_BYTES: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024

@@ -80,7 +80,7 @@ LIMIT_REFUSALS = Counter(
     "Turns refused by a fair-use limit (LIMIT_* settings), by limit",
     ["limit"],
 )
-for _limit in ("turns_per_minute", "running_turns", "daily_tokens"):
+for _limit in ("turns_per_minute", "running_turns", "daily_tokens", "open_streams"):
     LIMIT_REFUSALS.labels(_limit)
 TURN_EVENT_BATCHES = Counter(
     "threadkeeper_turn_event_batches_total",

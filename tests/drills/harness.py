@@ -95,6 +95,7 @@ class ServerProcess:
                 "LIMIT_TURNS_PER_MINUTE": "0",
                 "LIMIT_RUNNING_TURNS": "0",
                 "LIMIT_DAILY_TOKENS": "0",
+                "LIMIT_OPEN_STREAMS": "0",
             }
         )
         env.update(self.extra_env)

@@ -34,8 +34,10 @@ class Clock:
 
 
 def with_clock(running: RunningApp) -> Clock:
+    """One clock for every limit of the app (turns and stream slots)."""
     clock = Clock()
     running.turn_runner.limiter.clock = clock
+    running.turn_runner.stream_slots.clock = clock
     return clock
 
 
@@ -272,6 +274,7 @@ class TestUsageVisible:
                 "turns_per_minute": 5,
                 "running_turns": 2,
                 "daily_tokens": 1000,
+                "open_streams": 0,
                 "exempt": False,
             }
             assert (mine["turns_today"], mine["turns_this_minute"], mine["running_turns"]) == (
@@ -315,3 +318,40 @@ def _next_midnight(now: datetime) -> datetime:
 def _ceil_seconds(delta: timedelta) -> int:
     seconds = delta.total_seconds()
     return max(1, int(seconds) + (0 if seconds == int(seconds) else 1))
+
+
+class TestOpenStreams:
+    async def test_a_resume_past_the_limit_is_refused_until_dead_streams_expire(
+        self, settings_factory, alice
+    ) -> None:
+        settings = settings_factory(LIMIT_OPEN_STREAMS=2)
+        async with start_app(settings) as running, running.client() as client:
+            slots = running.turn_runner.stream_slots
+            clock = with_clock(running)
+            thread_id = await create_thread(client, alice)
+            turn_id = (await post_turn(client, thread_id, alice)).json()["turn_id"]
+            url = f"/api/threads/{thread_id}/turns/{turn_id}/events"
+            user_id = await running.user_id(alice)
+            # Two streams held by a worker that then died: never renewed, never released.
+            for _ in range(2):
+                assert await slots.acquire(user_id, exempt=False) is not None
+            before = refusals("open_streams")
+
+            refused = await client.get(url, headers=alice)
+            assert (refused.status_code, refused.headers["Retry-After"]) == (429, "5")
+            body = refused.json()
+            assert (body["limit"], body["value"], body["resets_at"]) == ("open_streams", 2, None)
+            assert refusals("open_streams") == before + 1
+            usage = (await client.get("/api/me/usage", headers=alice)).json()
+            assert (usage["open_streams"], usage["limits"]["open_streams"]) == (2, 2)
+
+            clock.now += timedelta(seconds=59)
+            assert (await client.get(url, headers=alice)).status_code == 429
+            clock.now += timedelta(seconds=2)
+            # A stream that ends gives its slot back: more resumes than the limit, one by one.
+            for _ in range(3):
+                resumed = await client.get(url, headers=alice)
+                assert resumed.status_code == 200
+                assert "event: done" in resumed.text
+            usage = (await client.get("/api/me/usage", headers=alice)).json()
+            assert usage["open_streams"] == 0

@@ -1,7 +1,13 @@
 """Every table model, re-exported so `SQLModel.metadata` is complete for Alembic."""
 
 from app.models.chatkit_item import ChatKitItem
-from app.models.limits import LimitsPublic, UsagePublic, UserLimit, UserLimitsUpdate
+from app.models.limits import (
+    LimitsPublic,
+    OpenStream,
+    UsagePublic,
+    UserLimit,
+    UserLimitsUpdate,
+)
 from app.models.maintenance import (
     MaintenanceRun,
     MaintenanceRunPublic,
@@ -45,6 +51,7 @@ __all__ = [
     "MessageRole",
     "MessagesPublic",
     "NodeIncarnation",
+    "OpenStream",
     "RunStatus",
     "SearchConfig",
     "Task",

@@ -25,9 +25,23 @@ class UserLimit(SQLModel, table=True):
     turns_per_minute: int | None = Field(default=None)
     running_turns: int | None = Field(default=None)
     daily_tokens: int | None = Field(default=None, sa_type=sa.BigInteger)
+    open_streams: int | None = Field(default=None)
     # The current per-minute window: when its first turn started, and how many it holds.
     window_started_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
     window_turns: int = Field(default=0, nullable=False, sa_column_kwargs={"server_default": "0"})
+
+
+class OpenStream(SQLModel, table=True):
+    """A stream that follows a turn (a resume) while it is open: it counts against its
+    user's LIMIT_OPEN_STREAMS until it closes or, if its worker died, until it expires (the
+    worker renews its streams' rows while they are open)."""
+
+    __tablename__ = "open_streams"
+    __table_args__ = (sa.Index("ix_open_streams_user_expires", "user_id", "expires_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", nullable=False, ondelete="CASCADE")
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True), nullable=False)
 
 
 class LimitsPublic(BaseModel):
@@ -36,6 +50,7 @@ class LimitsPublic(BaseModel):
     turns_per_minute: int
     running_turns: int
     daily_tokens: int
+    open_streams: int
     exempt: bool = False  # an admin token: nothing is enforced
 
 
@@ -45,6 +60,7 @@ class UsagePublic(BaseModel):
     turns_today: int
     tokens_today: int
     running_turns: int
+    open_streams: int
     turns_this_minute: int
     minute_resets_at: datetime | None
     day_resets_at: datetime
@@ -57,3 +73,4 @@ class UserLimitsUpdate(BaseModel):
     turns_per_minute: int | None = PydanticField(default=None, ge=0, le=100_000)
     running_turns: int | None = PydanticField(default=None, ge=0, le=10_000)
     daily_tokens: int | None = PydanticField(default=None, ge=0)
+    open_streams: int | None = PydanticField(default=None, ge=0, le=10_000)

@@ -37,7 +37,16 @@ from app.config import Settings
 from app.db import SessionMaker, session_scope
 from app.errors import LimitExceededError, NotFoundError
 from app.metrics import LIMIT_REFUSALS
-from app.models import LimitsPublic, Thread, Turn, UsagePublic, User, UserLimit, UserLimitsUpdate
+from app.models import (
+    LimitsPublic,
+    OpenStream,
+    Thread,
+    Turn,
+    UsagePublic,
+    User,
+    UserLimit,
+    UserLimitsUpdate,
+)
 from app.services import leases
 
 WINDOW = timedelta(minutes=1)
@@ -52,6 +61,14 @@ Clock = Callable[[], datetime | None]
 
 def database_clock() -> datetime | None:
     return None
+
+
+def sql_now(clock: Clock) -> sa.ColumnElement[datetime]:
+    """The clock's time as SQL: the database's `now()` unless a clock says otherwise."""
+    now = clock()
+    if now is None:
+        return sa.func.now()
+    return sa.cast(sa.literal(now), sa.DateTime(timezone=True))
 
 
 @dataclass(frozen=True)
@@ -94,6 +111,7 @@ class TurnLimiter:
 
     def __init__(self, settings: Settings, clock: Clock = database_clock) -> None:
         self.defaults = Limits.from_settings(settings)
+        self.open_streams = settings.LIMIT_OPEN_STREAMS  # enforced by `StreamSlots`
         self.clock = clock
 
     async def claim_turn(
@@ -192,13 +210,18 @@ class TurnLimiter:
             .where(col(Turn.user_id) == user_id, col(Turn.started_at) >= day)
             .scalar_subquery()
         )
-        statement = select(
+        statement = sa.select(
             turns_today.label("turns_today"),
             _tokens_since(user_id, day).label("tokens_today"),
             _running_count(user_id).label("running"),
+            _open_streams(user_id, now).label("streams"),
             now.label("now"),
         )
-        turns_count, tokens, running, now_value = (await db.exec(statement)).one()
+        # Five columns: past what sqlmodel's `exec` types; the connection runs it as it is.
+        connection = await db.connection()
+        turns_count, tokens, running, streams, now_value = (
+            await connection.execute(statement)
+        ).one()
         overrides = await db.get(UserLimit, user_id)
         limits = self.defaults.overridden(overrides)
         window_open = (
@@ -210,6 +233,7 @@ class TurnLimiter:
             turns_today=turns_count,
             tokens_today=tokens,
             running_turns=running,
+            open_streams=streams,
             turns_this_minute=overrides.window_turns if window_open and overrides else 0,
             minute_resets_at=(
                 overrides.window_started_at + WINDOW
@@ -221,15 +245,15 @@ class TurnLimiter:
                 turns_per_minute=limits.turns_per_minute,
                 running_turns=limits.running_turns,
                 daily_tokens=limits.daily_tokens,
+                open_streams=_pick(
+                    overrides.open_streams if overrides else None, self.open_streams
+                ),
                 exempt=exempt,
             ),
         )
 
     def _now(self) -> sa.ColumnElement[datetime]:
-        now = self.clock()
-        if now is None:
-            return sa.func.now()
-        return sa.cast(sa.literal(now), sa.DateTime(timezone=True))
+        return sql_now(self.clock)
 
 
 async def set_overrides(db: AsyncSession, user_id: uuid.UUID, update: UserLimitsUpdate) -> None:
@@ -263,6 +287,15 @@ def _running_count(user_id: uuid.UUID) -> sa.ScalarSelect[int]:
             col(Thread.active_turn_counted),
             col(Thread.active_turn_expires_at) > sa.func.now(),
         )
+        .scalar_subquery()
+    )
+
+
+def _open_streams(user_id: uuid.UUID, now: sa.ColumnElement[datetime]) -> sa.ScalarSelect[int]:
+    """How many of the user's stream slots are live (see `stream_slots`)."""
+    return (
+        sa.select(sa.func.count())
+        .where(col(OpenStream.user_id) == user_id, col(OpenStream.expires_at) > now)
         .scalar_subquery()
     )
 

@@ -42,6 +42,7 @@ from app.models import MessagePublic, Thread, TurnStatus
 from app.services import turn_records
 from app.services.lease_keeper import LeaseKeeper
 from app.services.limits import TurnLimiter
+from app.services.stream_slots import StreamSlots
 from app.turns.event_feed import EventFeed
 from app.turns.event_writer import EventWriter
 from app.turns.events import TurnDone, TurnError, TurnEvent
@@ -79,6 +80,7 @@ class TurnRunner:
         lease = timedelta(seconds=settings.TURN_LEASE_SECONDS)
         # Fair use; its `clock` is what tests replace to cross a limit's window.
         self.limiter = TurnLimiter(settings)
+        self.stream_slots = StreamSlots(sessionmaker, settings)
         self._keeper = LeaseKeeper(
             sessionmaker,
             lease=lease,
@@ -109,9 +111,11 @@ class TurnRunner:
         self._feed = EventFeed(sessionmaker, listen_url, poll_s=settings.TURN_EVENTS_POLL_MS / 1000)
 
     async def startup(self) -> None:
-        """Start following other workers' turn events (LISTEN), without waiting for it."""
+        """Start following other workers' turn events (LISTEN), without waiting for it, and
+        renewing this worker's open stream slots."""
         if self._writer is not None:
             self._feed.start()
+        self.stream_slots.start()
 
     async def prepare(
         self, db: AsyncSession, owned: Thread, *, text: str, exempt: bool = False
@@ -224,6 +228,7 @@ class TurnRunner:
         if self._writer is not None:
             await self._writer.aclose()
         await self._feed.aclose()
+        await self.stream_slots.aclose()
 
     def _forget(self, turn_id: uuid.UUID) -> None:
         """The turn's events are all in PostgreSQL: this worker need not keep them."""
