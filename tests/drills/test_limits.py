@@ -2,7 +2,8 @@
 
 Both servers run with LIMIT_TURNS_PER_MINUTE=10 and a slow offline model. One user fires 30
 sends at once on 30 threads, half to each server: exactly 10 are answered and 20 refused
-(429, limit turns_per_minute), and PostgreSQL holds exactly 10 user messages. Another user,
+(429, limit turns_per_minute), later sends are refused too, and PostgreSQL holds exactly 10
+user messages. Another user,
 whose override (set through one server's admin API, read by both) allows 3 running turns and
 no per-minute limit, fires 12 sends at once: exactly 3 run, 9 are refused (running_turns);
 once those end, a send is answered again. Figures: what each server admitted and refused,
@@ -102,14 +103,22 @@ class TestTwoNodesOneLimit:
         try:
             threads = [(n % 2, await create_thread(clients[n % 2], headers)) for n in range(BURST)]
             results = await _burst(clients, threads, headers)
+            # Refusals one at a time, once the burst is over: what one costs without a queue.
+            alone = [await _send(clients[n % 2], threads[n][1], headers) for n in range(6)]
         finally:
             for client in clients:
                 await client.aclose()
         statuses = Counter(status for _, status, _, _ in results)
         assert statuses == {200: PER_MINUTE, 429: BURST - PER_MINUTE}, results
         assert {limit for _, status, limit, _ in results if status == 429} == {"turns_per_minute"}
+        assert [status for status, _, _ in alone] == [429] * 6
         assert _user_messages(servers[0].database_url, subject) == PER_MINUTE
-        report(record_property, "turns_per_minute", "turns per minute: " + _figures(results))
+        lone = statistics.median(seconds * 1000 for _, _, seconds in alone)
+        report(
+            record_property,
+            "turns_per_minute",
+            f"turns per minute: {_figures(results)}; a lone refusal: median {lone:.0f} ms",
+        )
 
     async def test_running_turns_is_one_limit_across_both_servers(
         self, servers: list[ServerProcess], record_property

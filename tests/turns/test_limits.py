@@ -5,6 +5,7 @@ when it resets, writes nothing for the refused turn, and admits again once its w
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -187,7 +188,9 @@ class TestRunningTurns:
             busy = await post_turn(client, threads[0], alice)
             assert busy.status_code == 409
             assert await logged(client, alice, threads[2]) == []
-            assert await memory_items(running, alice, threads[2]) == []
+            # No memory file either (opening it before the claim created nothing on disk).
+            user_id = await running.user_id(alice)
+            assert not running.memory_store.exists(user_id, uuid.UUID(threads[2]))
             assert await stored_counts(running, alice) == counts
             assert refusals("running_turns") == before + 1
             usage = (await client.get("/api/me/usage", headers=alice)).json()
