@@ -7,8 +7,10 @@ transaction). It runs with the limits off (the claim is `leases.claim`) and on (
 `TurnLimiter.claim_turn`: the locked upsert of the user's window, then the claim with its
 running-turns condition), interleaved and rotated, on one user with a day's worth of turns
 already recorded (the token sum reads them). Limits are set high enough never to refuse.
-Figures: the claim transaction alone and the whole sequence, median and p95, their ratio
-on/off, and the absolute added milliseconds.
+A third variant adds one empty statement (`SELECT 1`) to the off claim's transaction: what
+one round trip costs on this machine, so the check's own work shows beside it. Figures: the
+claim transaction alone and the whole sequence, median and p95, each variant's ratio to off,
+and the absolute added milliseconds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+import sqlalchemy as sa
 
 from app.config import load_settings
 from app.db import SessionMaker, create_engine, create_sessionmaker, session_scope
@@ -31,6 +35,9 @@ from bench.stats import raw_ms, rotated, summarize
 
 PRIOR_TURNS = 500  # a heavy user's day: the daily token sum reads these rows
 LEASE = timedelta(seconds=30)
+# off: `leases.claim`; empty: the same with a `SELECT 1` first in its transaction (what one
+# more round trip costs here); on: `TurnLimiter.claim_turn`.
+MODES = ("off", "empty", "on")
 
 
 async def w14(root: Path, db: Database, reps: int) -> tuple[list[Row], dict[str, Any]]:
@@ -45,18 +52,16 @@ async def w14(root: Path, db: Database, reps: int) -> tuple[list[Row], dict[str,
     engine = create_engine(settings.DATABASE_URL)
     sessionmaker = create_sessionmaker(engine)
     limiter = TurnLimiter(settings)
-    claims: dict[str, list[float]] = {"off": [], "on": []}
-    turns: dict[str, list[float]] = {"off": [], "on": []}
+    claims: dict[str, list[float]] = {mode: [] for mode in MODES}
+    turns: dict[str, list[float]] = {mode: [] for mode in MODES}
     try:
         user_id, thread_id = await _seed(sessionmaker)
-        for warm in range(10):  # connections and plans, not measured
-            await _turn(sessionmaker, limiter if warm % 2 else None, user_id, thread_id)
+        for warm in range(12):  # connections and plans, not measured
+            await _turn(sessionmaker, MODES[warm % 3], limiter, user_id, thread_id)
         for rep in range(reps):
-            for mode in rotated(("off", "on"), rep):
+            for mode in rotated(MODES, rep):
                 began = time.perf_counter()
-                claimed = await _turn(
-                    sessionmaker, limiter if mode == "on" else None, user_id, thread_id
-                )
+                claimed = await _turn(sessionmaker, mode, limiter, user_id, thread_id)
                 turns[mode].append(time.perf_counter() - began)
                 claims[mode].append(claimed)
     finally:
@@ -83,21 +88,23 @@ async def _seed(sessionmaker: SessionMaker) -> tuple[uuid.UUID, uuid.UUID]:
 
 async def _turn(
     sessionmaker: SessionMaker,
-    limiter: TurnLimiter | None,
+    mode: str,
+    limiter: TurnLimiter,
     user_id: uuid.UUID,
     thread_id: uuid.UUID,
 ) -> float:
     """One turn's PostgreSQL work; returns the seconds its claim took."""
     holder = uuid.uuid4()
+    claim = {"user_id": user_id, "thread_id": thread_id, "holder": holder, "lease": LEASE}
     began = time.perf_counter()
-    if limiter is None:
-        thread = await leases.claim(
-            sessionmaker, user_id=user_id, thread_id=thread_id, holder=holder, lease=LEASE
-        )
+    if mode == "on":
+        thread = await limiter.claim_turn(sessionmaker, **claim)  # type: ignore[arg-type]
+    elif mode == "empty":
+        async with session_scope(sessionmaker) as db:
+            await db.exec(sa.text("SELECT 1"))  # a round trip that does nothing
+            thread = await leases.claim_in(db, **claim)  # type: ignore[arg-type]
     else:
-        thread = await limiter.claim_turn(
-            sessionmaker, user_id=user_id, thread_id=thread_id, holder=holder, lease=LEASE
-        )
+        thread = await leases.claim(sessionmaker, **claim)  # type: ignore[arg-type]
     claimed = time.perf_counter() - began
     async with session_scope(sessionmaker) as db:
         await turn_records.start_turn(db, thread, holder)
@@ -137,23 +144,25 @@ def _report(
     rows = []
     figures: dict[str, Any] = {}
     for label, samples in (("claim transaction", claims), ("turn's PostgreSQL work", turns)):
-        off, on = summarize(samples["off"]), summarize(samples["on"])
-        added = on["median_ms"] - off["median_ms"]
+        off = summarize(samples["off"])
         rows.append(Row("14", f"{label}, limits off", "T", off["median_ms"], off["p95_ms"]))
-        rows.append(
-            Row(
-                "14",
-                f"{label}, limits on",
-                "T",
-                on["median_ms"],
-                on["p95_ms"],
-                value=f"+{added:.2f} ms median",
-                ratio=on["median_ms"] / off["median_ms"],
-                ratio_of="median/off",
-            )
-        )
         key = "claim" if label.startswith("claim") else "turn"
-        figures[f"{key}_added_median_ms"] = round(added, 3)
+        for mode, what in (("empty", "off + an empty round trip"), ("on", "limits on")):
+            s = summarize(samples[mode])
+            added = s["median_ms"] - off["median_ms"]
+            rows.append(
+                Row(
+                    "14",
+                    f"{label}, {what}",
+                    "T",
+                    s["median_ms"],
+                    s["p95_ms"],
+                    value=f"+{added:.2f} ms median",
+                    ratio=s["median_ms"] / off["median_ms"],
+                    ratio_of="median/off",
+                )
+            )
+            figures[f"{key}_{mode}_added_median_ms"] = round(added, 3)
         figures[f"{key}_ms"] = {mode: raw_ms(v) for mode, v in samples.items()}
     rows[-1].note = (
         f"one user with {PRIOR_TURNS} turns today; the check is one statement in the claim's "
