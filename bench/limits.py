@@ -95,16 +95,19 @@ async def _turn(
 ) -> float:
     """One turn's PostgreSQL work; returns the seconds its claim took."""
     holder = uuid.uuid4()
-    claim = {"user_id": user_id, "thread_id": thread_id, "holder": holder, "lease": LEASE}
+    claim = leases.Claim(user_id=user_id, thread_id=thread_id, holder=holder, lease=LEASE)
     began = time.perf_counter()
     if mode == "on":
-        thread = await limiter.claim_turn(sessionmaker, **claim)  # type: ignore[arg-type]
+        thread = await limiter.claim_turn(
+            sessionmaker, user_id=user_id, thread_id=thread_id, holder=holder, lease=LEASE
+        )
     elif mode == "empty":
         async with session_scope(sessionmaker) as db:
             await db.exec(sa.text("SELECT 1"))  # a round trip that does nothing
-            thread = await leases.claim_in(db, **claim)  # type: ignore[arg-type]
+            thread = await leases.claim_in(db, claim)
     else:
-        thread = await leases.claim(sessionmaker, **claim)  # type: ignore[arg-type]
+        async with session_scope(sessionmaker) as db:
+            thread = await leases.claim_in(db, claim)
     claimed = time.perf_counter() - began
     async with session_scope(sessionmaker) as db:
         await turn_records.start_turn(db, thread, holder)

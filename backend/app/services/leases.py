@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -73,34 +74,50 @@ async def claim(
     async with session_scope(sessionmaker) as db:
         return await claim_in(
             db,
-            user_id=user_id,
-            thread_id=thread_id,
-            holder=holder,
-            lease=lease,
-            incarnation=incarnation,
+            Claim(
+                user_id=user_id,
+                thread_id=thread_id,
+                holder=holder,
+                lease=lease,
+                incarnation=incarnation,
+            ),
         )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a lease claim takes: the caller's thread, for `holder`, for `lease`.
+
+    `incarnation`: the holder's node incarnation (`app.node`); `counted`: the lease is a
+    user's turn (it counts against LIMIT_RUNNING_TURNS).
+    """
+
+    user_id: uuid.UUID
+    thread_id: uuid.UUID
+    holder: uuid.UUID
+    lease: timedelta
+    incarnation: uuid.UUID | None = None
+    counted: bool = False
 
 
 async def claim_in(
     db: AsyncSession,
+    claim: Claim,
     *,
-    user_id: uuid.UUID,
-    thread_id: uuid.UUID,
-    holder: uuid.UUID,
-    lease: timedelta,
-    incarnation: uuid.UUID | None = None,
-    counted: bool = False,
     admit: tuple[sa.ColumnElement[bool], Callable[[], Exception]] | None = None,
 ) -> Thread:
     """`claim` inside the caller's transaction (which commits it), for a caller that does
     more in the same transaction (the fair-use check of a user's turn).
 
     Args:
-        counted: the lease is a user's turn (it counts against LIMIT_RUNNING_TURNS).
         admit: a further condition of the claim, and the error to raise when the thread
             was free but the condition refused it.
     """
-    conditions = [col(Thread.id) == thread_id, col(Thread.user_id) == user_id, is_free()]
+    conditions = [
+        col(Thread.id) == claim.thread_id,
+        col(Thread.user_id) == claim.user_id,
+        is_free(),
+    ]
     if admit is not None:
         conditions.append(admit[0])
     claimed = (
@@ -109,10 +126,10 @@ async def claim_in(
                 sa.update(Thread)
                 .where(*conditions)
                 .values(
-                    active_turn_id=holder,
-                    active_turn_expires_at=_expires(lease),
-                    active_turn_incarnation=incarnation,
-                    active_turn_counted=counted,
+                    active_turn_id=claim.holder,
+                    active_turn_expires_at=_expires(claim.lease),
+                    active_turn_incarnation=claim.incarnation,
+                    active_turn_counted=claim.counted,
                 )
                 .returning(Thread)
                 .execution_options(populate_existing=True)
@@ -124,11 +141,13 @@ async def claim_in(
     if claimed is None:
         free = (
             await db.exec(
-                select(is_free()).where(Thread.id == thread_id, Thread.user_id == user_id)
+                select(is_free()).where(
+                    Thread.id == claim.thread_id, Thread.user_id == claim.user_id
+                )
             )
         ).first()
         if free is None:
-            raise NotFoundError(f"Thread {thread_id} not found")
+            raise NotFoundError(f"Thread {claim.thread_id} not found")
         if free and admit is not None:
             raise admit[1]()
         raise ConflictError(BUSY_MESSAGE)

@@ -21,8 +21,10 @@ reaches the budget (running turns' usage is known when they end).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -113,6 +115,12 @@ class TurnLimiter:
         self.defaults = Limits.from_settings(settings)
         self.open_streams = settings.LIMIT_OPEN_STREAMS  # enforced by `StreamSlots`
         self.clock = clock
+        # One user's turns queue here, per process, before taking a pooled connection: a
+        # burst of one user's sends would otherwise hold the pool while waiting on their row
+        # lock in PostgreSQL, and starve everyone else on the worker.
+        self._queues: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     async def claim_turn(
         self,
@@ -134,22 +142,26 @@ class TurnLimiter:
             LimitExceededError: over a limit (nothing was written).
             NotFoundError, ConflictError: as `leases.claim`.
         """
-        async with session_scope(sessionmaker) as db:
-            admit = None
-            if not (exempt or self.defaults.unlimited):
-                running = await self._count_turn(db, user_id)
-                if running:
-                    admit = (_running_below(user_id, running), lambda: _running_refused(running))
-            return await leases.claim_in(
-                db,
-                user_id=user_id,
-                thread_id=thread_id,
-                holder=holder,
-                lease=lease,
-                incarnation=incarnation,
-                counted=True,
-                admit=admit,
-            )
+        claim = leases.Claim(
+            user_id=user_id,
+            thread_id=thread_id,
+            holder=holder,
+            lease=lease,
+            incarnation=incarnation,
+            counted=True,
+        )
+        if exempt or self.defaults.unlimited:
+            async with session_scope(sessionmaker) as db:
+                return await leases.claim_in(db, claim)
+        queue = self._queues.get(user_id)
+        if queue is None:
+            queue = self._queues[user_id] = asyncio.Lock()
+        async with queue, session_scope(sessionmaker) as db:
+            running = await self._count_turn(db, user_id)
+            if not running:
+                return await leases.claim_in(db, claim)
+            admit = (_running_below(user_id, running), lambda: _running_refused(running))
+            return await leases.claim_in(db, claim, admit=admit)
 
     async def _count_turn(self, db: AsyncSession, user_id: uuid.UUID) -> int:
         """Count a turn in the user's window (locking their row) and check the window and
