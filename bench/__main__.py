@@ -23,8 +23,8 @@ from bench import env
 from bench.report import Row, print_report, write_json
 from bench.systems import DESCRIPTIONS
 
-WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w10", "w11", "w12", "w13")
-NEEDS_DATABASE = {"w6", "w7", "w10", "w11", "w12", "w13"}
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w10", "w11", "w12", "w13", "w14")
+NEEDS_DATABASE = {"w6", "w7", "w10", "w11", "w12", "w13", "w14"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Plan:
     w10_search_reps: int = 40
     w13_turns: int = 60
     w13_model_reps: int = 20
+    w14_reps: int = 400
 
 
 QUICK = Plan(
@@ -80,6 +81,7 @@ QUICK = Plan(
     w10_search_reps=5,
     w13_turns=16,
     w13_model_reps=3,
+    w14_reps=40,
 )
 
 
@@ -107,6 +109,7 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
         chatkit_turns,
         cleanup,
         compaction,
+        limits,
         memory_workloads as memory,
         nodes,
         service,
@@ -170,7 +173,9 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
         )
         w10 = partial(_arun, users_data.w10, root, db, shape, plan.w10_search_reps)
         w13 = partial(_arun, compaction.w13, root, db, plan.w13_turns, plan.w13_model_reps)
+        w14 = partial(_arun, limits.w14, root, db, plan.w14_reps)
         jobs += [("w6", w6), ("w7", w7), ("w10", w10), ("w11", w11), ("w12", w12), ("w13", w13)]
+        jobs.append(("w14", w14))
     return jobs
 
 

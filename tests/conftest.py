@@ -75,6 +75,11 @@ def settings_factory(database_url: str, tmp_path: Path) -> Callable[..., Setting
             "DATABASE_URL": database_url,
             "DATA_DIR": tmp_path,
             "AGENT_SESSION_DIR": tmp_path / "sessions",
+            # Fair use is off unless a test is about it (tests/turns/test_limits.py).
+            "LIMIT_TURNS_PER_MINUTE": 0,
+            "LIMIT_RUNNING_TURNS": 0,
+            "LIMIT_DAILY_TOKENS": 0,
+            "LIMIT_OPEN_STREAMS": 0,
         }
         values.update(overrides)
         return load_settings(**values)

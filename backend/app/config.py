@@ -163,6 +163,14 @@ class Settings(BaseSettings):
     MAX_TURN_SECONDS: PositiveInt = 300
     MAX_REQUEST_BYTES: Annotated[int, Field(ge=1024)] = 1024 * 1024
 
+    # Fair use, per user, enforced across workers and nodes (counted in PostgreSQL); 0 means
+    # unlimited. A token with the admin claim, or a user's override (admin API, CLI), lifts
+    # them. The defaults leave a person at the chat page untouched and stop a script.
+    LIMIT_TURNS_PER_MINUTE: Annotated[int, Field(ge=0, le=100_000)] = 20
+    LIMIT_RUNNING_TURNS: Annotated[int, Field(ge=0, le=10_000)] = 4
+    LIMIT_DAILY_TOKENS: Annotated[int, Field(ge=0)] = 2_000_000
+    LIMIT_OPEN_STREAMS: Annotated[int, Field(ge=0, le=10_000)] = 8
+
     # The HTTP server (uvicorn): bounds on what an unauthenticated client can hold.
     HTTP_MAX_HEADER_BYTES: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 64 * 1024
     HTTP_HEADER_TIMEOUT_SECONDS: Annotated[int, Field(ge=1, le=600)] = 10

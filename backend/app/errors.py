@@ -7,6 +7,7 @@ request validation), so a client can handle failures without parsing prose.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
@@ -32,6 +33,14 @@ class AppError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def fields(self) -> dict[str, Any]:
+        """Fields of the error body beyond `error` and `detail` (none by default)."""
+        return {}
+
+    def response_headers(self) -> dict[str, str] | None:
+        """Headers of the error response (the class's by default)."""
+        return self.headers
 
 
 class BadRequestError(AppError):
@@ -63,6 +72,41 @@ class UnprocessableError(AppError):
 
 class PayloadTooLargeError(AppError):
     status_code = 413
+
+
+class LimitExceededError(AppError):
+    """A fair-use limit (LIMIT_* settings) refused a turn: which one, and when it resets.
+
+    `resets_at` is None for the running-turns limit, which resets when one of the user's
+    running turns ends; `retry_after_seconds` is then a short poll interval.
+    """
+
+    status_code = 429
+    kind = "LimitExceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str,
+        value: int,
+        resets_at: datetime | None,
+        retry_after_seconds: int,
+    ) -> None:
+        super().__init__(message)
+        self.limit, self.value, self.resets_at = limit, value, resets_at
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "limit": self.limit,
+            "value": self.value,
+            "resets_at": None if self.resets_at is None else self.resets_at.isoformat(),
+            "retry_after_seconds": self.retry_after_seconds,
+        }
+
+    def response_headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class ServiceUnavailableError(AppError):
@@ -101,9 +145,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
     return JSONResponse(
-        error_body(exc.kind or type(exc).__name__, exc.message),
+        error_body(exc.kind or type(exc).__name__, exc.message, **exc.fields()),
         exc.status_code,
-        headers=exc.headers,
+        headers=exc.response_headers(),
     )
 
 

@@ -75,6 +75,13 @@ RECOVERY_REASONS = (
 )
 for _reason in RECOVERY_REASONS:  # export zeros, so rate() and alerts work from the start
     RECOVERIES.labels(_reason)
+LIMIT_REFUSALS = Counter(
+    "threadkeeper_limit_refusals_total",
+    "Turns refused by a fair-use limit (LIMIT_* settings), by limit",
+    ["limit"],
+)
+for _limit in ("turns_per_minute", "running_turns", "daily_tokens", "open_streams"):
+    LIMIT_REFUSALS.labels(_limit)
 TURN_EVENT_BATCHES = Counter(
     "threadkeeper_turn_event_batches_total",
     "Batches of turn events written to PostgreSQL (one row each, for resuming anywhere)",

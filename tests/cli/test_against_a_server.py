@@ -13,6 +13,7 @@ import httpx
 import pytest
 from scripts.readme_walkthrough import run_walkthrough
 
+from app.config import Settings
 from tests import database
 from tests.cli.process import run_app
 from tests.drills.harness import JWT_SECRET, ServerProcess, bearer, free_port
@@ -22,8 +23,16 @@ from tests.drills.harness import JWT_SECRET, ServerProcess, bearer, free_port
 def server(
     test_database: database.TestDatabase, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
+    # What `make run` serves: the fair-use limits at their defaults (drills turn them off).
+    limits = {
+        name: str(field.default)
+        for name, field in Settings.model_fields.items()
+        if name.startswith("LIMIT_")
+    }
     with test_database.private_copy() as url:
-        process = ServerProcess(database_url=url, data_dir=tmp_path_factory.mktemp("server"))
+        process = ServerProcess(
+            database_url=url, data_dir=tmp_path_factory.mktemp("server"), extra_env=limits
+        )
         process.start()
         try:
             yield process

@@ -33,6 +33,48 @@ class TestUsersErase:
         assert again.stderr == f"NotFoundError: No user with subject {subject!r}\n"
 
 
+class TestUsersLimits:
+    async def test_sets_exactly_the_overrides_given_and_prints_the_usage(
+        self, client, alice, running, settings, tokens
+    ) -> None:
+        await thread_with_turns(client, alice, "add task from the cli")
+        subject = tokens.verify(alice["Authorization"].split()[1]).subject
+        env = {
+            "LIMIT_TURNS_PER_MINUTE": "20",
+            "LIMIT_RUNNING_TURNS": "4",
+            "LIMIT_DAILY_TOKENS": "0",
+            "LIMIT_OPEN_STREAMS": "0",
+        }
+        set_ = cli(
+            settings,
+            "users",
+            "limits",
+            subject,
+            "--turns-per-minute",
+            "0",
+            "--daily-tokens",
+            "500",
+            **env,
+        )
+        assert set_.returncode == 0, set_.stderr
+        printed = json.loads(set_.stdout)
+        assert printed["limits"] == {
+            "turns_per_minute": 0,
+            "running_turns": 4,
+            "daily_tokens": 500,
+            "open_streams": 0,
+            "exempt": False,
+        }
+        assert printed["turns_today"] == 1
+        shown = cli(settings, "users", "usage", subject, **env)
+        assert json.loads(shown.stdout)["limits"] == printed["limits"]
+        restored = cli(settings, "users", "limits", subject, **env)
+        assert json.loads(restored.stdout)["limits"]["turns_per_minute"] == 20
+        unknown = cli(settings, "users", "usage", "nobody-at-all", **env)
+        assert unknown.returncode == 1
+        assert unknown.stderr == "NotFoundError: No user with subject 'nobody-at-all'\n"
+
+
 class TestSearchCommands:
     def test_status_then_reindex_to_another_configuration(self, settings) -> None:
         status = cli(settings, "search", "status")

@@ -91,6 +91,11 @@ class ServerProcess:
                 "MODEL_PROVIDER": "offline",
                 "LOG_LEVEL": "WARNING",
                 "AUTO_MIGRATE": "true",
+                # Fair use is off unless a drill is about it (extra_env turns it on).
+                "LIMIT_TURNS_PER_MINUTE": "0",
+                "LIMIT_RUNNING_TURNS": "0",
+                "LIMIT_DAILY_TOKENS": "0",
+                "LIMIT_OPEN_STREAMS": "0",
             }
         )
         env.update(self.extra_env)

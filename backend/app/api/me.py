@@ -1,11 +1,20 @@
-"""The caller's own account: erase it (its export is in `api.exports`)."""
+"""The caller's own account: its fair-use usage, and erasing it (its export is in
+`api.exports`)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api.deps import CurrentUserDep, MemoryStoreDep, SessionMakerDep, UserIdCacheDep
+from app.api.deps import (
+    CurrentUserDep,
+    DbSessionDep,
+    MemoryStoreDep,
+    SessionMakerDep,
+    TurnRunnerDep,
+    UserIdCacheDep,
+)
 from app.errors import ERROR_RESPONSES, ErrorPublic
+from app.models import UsagePublic
 from app.services import erasure
 from app.services.erasure import ErasureResult
 
@@ -32,3 +41,11 @@ async def erase_me(
     )
     user_ids.forget(user.subject)
     return result
+
+
+@router.get("/usage", response_model=UsagePublic)
+async def read_my_usage(
+    *, db: DbSessionDep, user: CurrentUserDep, turns: TurnRunnerDep
+) -> UsagePublic:
+    """Your fair-use usage: turns and tokens today (UTC), running turns, and your limits."""
+    return await turns.limiter.usage(db, user.id, exempt=user.is_admin)

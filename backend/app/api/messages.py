@@ -8,7 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from app.api.deps import DbSessionDep, OwnedThreadDep, SettingsDep, TurnRunnerDep
+from app.api.deps import (
+    CurrentUserDep,
+    DbSessionDep,
+    OwnedThreadDep,
+    SettingsDep,
+    TurnRunnerDep,
+)
 from app.api.streaming import TURN_RESPONSES, start_and_respond
 from app.errors import ERROR_RESPONSES, ErrorPublic
 from app.models import MessagesPublic, message_public
@@ -55,13 +61,14 @@ async def send_message(
     request: Request,
     db: DbSessionDep,
     thread: OwnedThreadDep,
+    user: CurrentUserDep,
     settings: SettingsDep,
     turns: TurnRunnerDep,
     body: MessageCreate,
 ) -> Response:
     """Send a message and get the agent's reply as Server-Sent Events (or JSON)."""
     text = check_message_text(body.text, settings.MAX_MESSAGE_CHARS)
-    turn = await turns.prepare(db, thread, text=text)
+    turn = await turns.prepare(db, thread, text=text, exempt=user.is_admin)
     return await start_and_respond(request, db, turns, turn)
 
 
@@ -71,6 +78,7 @@ async def retry_message(
     request: Request,
     db: DbSessionDep,
     thread: OwnedThreadDep,
+    user: CurrentUserDep,
     turns: TurnRunnerDep,
     message_id: uuid.UUID,
 ) -> Response:
@@ -79,5 +87,5 @@ async def retry_message(
     The response is the new turn's reply, like a send's; its `user_message` event carries
     the retried message.
     """
-    turn = await turns.prepare_retry(db, thread, message_id=message_id)
+    turn = await turns.prepare_retry(db, thread, message_id=message_id, exempt=user.is_admin)
     return await start_and_respond(request, db, turns, turn)

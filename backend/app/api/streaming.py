@@ -6,7 +6,9 @@ Shared by the endpoints that start a turn (send, retry) and the one that resumes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
@@ -28,6 +30,11 @@ TURN_RESPONSES: dict[int | str, dict[str, object]] = {
         "content": {"text/event-stream": {}, "application/json": {}},
     },
     409: {"description": "A reply is already being generated", "model": ErrorPublic},
+    429: {
+        "description": "A fair-use limit: `limit` names it, `resets_at` says when it resets "
+        "(null: when one of your running turns ends); retry after Retry-After",
+        "model": ErrorPublic,
+    },
 }
 
 
@@ -68,11 +75,17 @@ def turn_json_response(result: TurnResult) -> JSONResponse:
     )
 
 
-async def sse_stream(log: FollowableLog, after: int = 0) -> AsyncIterator[bytes]:
-    """The turn's events after id `after` as SSE, with keep-alives while the model thinks."""
-    async for event in log.follow(after, idle_timeout_s=KEEPALIVE_SECONDS):
-        if event is None:
-            yield KEEPALIVE_COMMENT
-            continue
-        sequence, kind, data = event
-        yield format_sse_event(data_str=data, event=kind, id=str(sequence))
+async def sse_stream(
+    log: FollowableLog,
+    after: int = 0,
+    held: AbstractAsyncContextManager[None] | None = None,
+) -> AsyncIterator[bytes]:
+    """The turn's events after id `after` as SSE, with keep-alives while the model thinks;
+    `held` (an open stream slot) is held while the stream runs."""
+    async with held or contextlib.nullcontext():
+        async for event in log.follow(after, idle_timeout_s=KEEPALIVE_SECONDS):
+            if event is None:
+                yield KEEPALIVE_COMMENT
+                continue
+            sequence, kind, data = event
+            yield format_sse_event(data_str=data, event=kind, id=str(sequence))

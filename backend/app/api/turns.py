@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Response, status
 from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel
 
-from app.api.deps import DbSessionDep, OwnedThreadDep, TurnRunnerDep
+from app.api.deps import CurrentUserDep, DbSessionDep, OwnedThreadDep, TurnRunnerDep
 from app.api.streaming import sse_stream
 from app.errors import ERROR_RESPONSES, ErrorPublic
 
@@ -24,12 +24,14 @@ class TurnCancelPublic(BaseModel):
 @router.get(
     "/{thread_id}/turns/{turn_id}/events",
     responses={
-        200: {"description": "The turn's remaining events", "content": {"text/event-stream": {}}}
+        200: {"description": "The turn's remaining events", "content": {"text/event-stream": {}}},
+        429: {"description": "LIMIT_OPEN_STREAMS: close a stream and retry", "model": ErrorPublic},
     },
 )
 async def resume_turn_events(
     *,
     thread: OwnedThreadDep,
+    user: CurrentUserDep,
     turns: TurnRunnerDep,
     turn_id: uuid.UUID,
     last_event_id: Annotated[int, Header(ge=0, alias="Last-Event-ID")] = 0,
@@ -38,10 +40,17 @@ async def resume_turn_events(
 
     Works on any worker or node, while the turn runs and for TURN_REPLAY_SECONDS after it
     ended; later the finished turn is in the thread's messages (404 here). Resuming at or
-    after the last event of a finished turn returns no events and closes.
+    after the last event of a finished turn returns no events and closes. Each open resume
+    counts against LIMIT_OPEN_STREAMS (429 over it).
     """
-    events = await turns.events(thread.id, turn_id)
-    return EventSourceResponse(sse_stream(events, after=last_event_id))
+    slots = turns.stream_slots
+    slot = await slots.acquire(user.id, exempt=user.is_admin)
+    try:
+        events = await turns.events(thread.id, turn_id)
+    except BaseException:
+        slots.release(slot)
+        raise
+    return EventSourceResponse(sse_stream(events, after=last_event_id, held=slots.holding(slot)))
 
 
 @router.post(

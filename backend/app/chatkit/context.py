@@ -35,6 +35,7 @@ class ChatKitContext:
     runner: TurnRunner
     memory_store: MemoryStore
     agents: AgentRegistry
+    is_admin: bool = False  # the token's admin claim: no fair-use limit applies
     # The thread `threads.create` is making (its row is written by the first `save_thread`).
     new_thread_id: str | None = None
     created_thread: bool = False  # this request is `threads.create`

@@ -52,6 +52,7 @@ def error_event(error: Exception) -> ErrorEvent:
     refusal = as_app_error(error)
     if refusal is None:
         return ErrorEvent(code=ErrorCode.STREAM_ERROR, allow_retry=True)
-    # A busy thread (409) and an outage (503) are worth trying again; bad input is not.
-    retry = refusal.status_code in (409, 503)
+    # A busy thread (409), a fair-use limit (429, whose message says when it resets) and an
+    # outage (503) are worth trying again; bad input is not.
+    retry = refusal.status_code in (409, 429, 503)
     return ErrorEvent(code="custom", message=refusal.message, allow_retry=retry)

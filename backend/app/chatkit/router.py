@@ -44,6 +44,9 @@ class Caller(Protocol):
     @property
     def id(self) -> uuid.UUID: ...
 
+    @property
+    def is_admin(self) -> bool: ...
+
 
 # A FastAPI dependency: a coroutine, or a generator that yields the caller once.
 CallerDependency = Callable[..., Awaitable[Caller] | AsyncIterator[Caller]]
@@ -76,7 +79,7 @@ def chatkit_router(current_user: CallerDependency) -> APIRouter:
         *, request: Request, user: Annotated[Caller, Depends(current_user, scope="function")]
     ) -> Response:
         """The ChatKit protocol on your threads (every request type; see the README)."""
-        context = _context(request, user.id)
+        context = _context(request, user)
         try:
             result = await ThreadkeeperChatKitServer().process(await request.body(), context)
         except ChatKitNotFoundError as e:
@@ -88,9 +91,10 @@ def chatkit_router(current_user: CallerDependency) -> APIRouter:
     return router
 
 
-def _context(request: Request, user_id: uuid.UUID) -> ChatKitContext:
+def _context(request: Request, user: Caller) -> ChatKitContext:
     return ChatKitContext(
-        user_id=user_id,
+        user_id=user.id,
+        is_admin=user.is_admin,
         settings=request.app.state.settings,
         sessionmaker=request.state.sessionmaker,
         runner=request.state.turn_runner,

@@ -31,7 +31,9 @@ async def start_turn(context: ChatKitContext, thread_id: str, item: UserMessageI
     """A turn for a new user message; the message keeps `item` (as its client sent it)."""
 
     async def prepare(db: AsyncSession, thread: Thread) -> RunningTurn:
-        turn = await context.runner.prepare(db, thread, text=turn_text(item))
+        turn = await context.runner.prepare(
+            db, thread, text=turn_text(item), exempt=context.is_admin
+        )
         try:
             await db.exec(
                 sa.update(Message)
@@ -53,7 +55,9 @@ async def start_retry(context: ChatKitContext, thread_id: str, item: UserMessage
         message = await find_message(db, thread.id, parse_item_id(item.id))
         if message is None:
             raise ChatKitNotFoundError(f"Item {item.id} not found")
-        return await context.runner.prepare_retry(db, thread, message_id=message.id)
+        return await context.runner.prepare_retry(
+            db, thread, message_id=message.id, exempt=context.is_admin
+        )
 
     await _start(context, thread_id, prepare)
 

@@ -1,4 +1,5 @@
-"""`python -m app users …` and `python -m app search …`: users' data, for operators."""
+"""`python -m app users …` and `python -m app search …`: users' data and fair-use limits,
+for operators."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from app.cli.common import run_with_jobs
+from app.db import session_scope
 
-users_cli = typer.Typer(no_args_is_help=True, help="Users' data: erasure")
+users_cli = typer.Typer(no_args_is_help=True, help="Users' data: erasure, fair-use limits")
 search_cli = typer.Typer(no_args_is_help=True, help="Full-text search: its configuration")
 
 
@@ -25,6 +27,54 @@ def erase(subject: str) -> None:
     from app.scheduler.data_admin import erase_subject
 
     _print(run_with_jobs(lambda ctx: erase_subject(ctx, subject)))
+
+
+Override = Annotated[
+    int | None, typer.Option(min=0, help="0: unlimited; not given: the LIMIT_* setting")
+]
+
+
+@users_cli.command()
+def limits(
+    subject: str,
+    turns_per_minute: Override = None,
+    running_turns: Override = None,
+    daily_tokens: Override = None,
+    open_streams: Override = None,
+) -> None:
+    """Set the fair-use overrides of the user SUBJECT (exactly the options given; the
+    others follow their LIMIT_* setting again), then print their usage."""
+    from app.models import UserLimitsUpdate
+    from app.services import limits as limit_service
+
+    update = UserLimitsUpdate(
+        turns_per_minute=turns_per_minute,
+        running_turns=running_turns,
+        daily_tokens=daily_tokens,
+        open_streams=open_streams,
+    )
+
+    async def op(ctx: Any) -> Any:
+        async with session_scope(ctx.sessionmaker) as db:
+            user_id = await limit_service.user_id_for(db, subject)
+            await limit_service.set_overrides(db, user_id, update)
+        return await _usage(ctx, subject)
+
+    _print(run_with_jobs(op))
+
+
+@users_cli.command()
+def usage(subject: str) -> None:
+    """The fair-use usage and limits of the user SUBJECT (as GET /api/me/usage shows them)."""
+    _print(run_with_jobs(lambda ctx: _usage(ctx, subject)))
+
+
+async def _usage(ctx: Any, subject: str) -> Any:
+    from app.services import limits as limit_service
+
+    async with ctx.sessionmaker() as db:
+        user_id = await limit_service.user_id_for(db, subject)
+        return await limit_service.TurnLimiter(ctx.settings).usage(db, user_id, exempt=False)
 
 
 @search_cli.command()

@@ -1,6 +1,13 @@
 """Every table model, re-exported so `SQLModel.metadata` is complete for Alembic."""
 
 from app.models.chatkit_item import ChatKitItem
+from app.models.limits import (
+    LimitsPublic,
+    OpenStream,
+    UsagePublic,
+    UserLimit,
+    UserLimitsUpdate,
+)
 from app.models.maintenance import (
     MaintenanceRun,
     MaintenanceRunPublic,
@@ -30,7 +37,11 @@ from app.models.turn import Turn, TurnStatus
 from app.models.user import User
 
 __all__ = [
+    "UsagePublic",
+    "UserLimit",
+    "UserLimitsUpdate",
     "ChatKitItem",
+    "LimitsPublic",
     "MaintenanceRun",
     "MaintenanceRunPublic",
     "MaintenanceRunsPublic",
@@ -40,6 +51,7 @@ __all__ = [
     "MessageRole",
     "MessagesPublic",
     "NodeIncarnation",
+    "OpenStream",
     "RunStatus",
     "SearchConfig",
     "Task",

@@ -102,6 +102,11 @@ class Thread(SQLModel, table=True):
     # The node incarnation of the lease's holder: a restarted node frees its previous
     # incarnation's leases at once instead of waiting for them to expire.
     active_turn_incarnation: uuid.UUID | None = Field(default=None)
+    # The lease is a user's turn (not a job's, nor compaction's): it counts against the
+    # owner's LIMIT_RUNNING_TURNS while it is live.
+    active_turn_counted: bool = Field(
+        default=False, nullable=False, sa_column_kwargs={"server_default": sa.false()}
+    )
 
 
 class ThreadStatus(StrEnum):

@@ -13,7 +13,8 @@ on the claim's row.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -71,36 +72,87 @@ async def claim(
         ConflictError: another holder has a live lease.
     """
     async with session_scope(sessionmaker) as db:
-        claimed = (
-            (
-                await db.exec(
-                    sa.update(Thread)
-                    .where(
-                        col(Thread.id) == thread_id,
-                        col(Thread.user_id) == user_id,
-                        is_free(),
-                    )
-                    .values(
-                        active_turn_id=holder,
-                        active_turn_expires_at=_expires(lease),
-                        active_turn_incarnation=incarnation,
-                    )
-                    .returning(Thread)
-                    .execution_options(populate_existing=True)
+        return await claim_in(
+            db,
+            Claim(
+                user_id=user_id,
+                thread_id=thread_id,
+                holder=holder,
+                lease=lease,
+                incarnation=incarnation,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a lease claim takes: the caller's thread, for `holder`, for `lease`.
+
+    `incarnation`: the holder's node incarnation (`app.node`); `counted`: the lease is a
+    user's turn (it counts against LIMIT_RUNNING_TURNS).
+    """
+
+    user_id: uuid.UUID
+    thread_id: uuid.UUID
+    holder: uuid.UUID
+    lease: timedelta
+    incarnation: uuid.UUID | None = None
+    counted: bool = False
+
+
+async def claim_in(
+    db: AsyncSession,
+    claim: Claim,
+    *,
+    admit: tuple[sa.ColumnElement[bool], Callable[[], Exception]] | None = None,
+) -> Thread:
+    """`claim` inside the caller's transaction (which commits it), for a caller that does
+    more in the same transaction (the fair-use check of a user's turn).
+
+    Args:
+        admit: a further condition of the claim, and the error to raise when the thread
+            was free but the condition refused it.
+    """
+    conditions = [
+        col(Thread.id) == claim.thread_id,
+        col(Thread.user_id) == claim.user_id,
+        is_free(),
+    ]
+    if admit is not None:
+        conditions.append(admit[0])
+    claimed = (
+        (
+            await db.exec(
+                sa.update(Thread)
+                .where(*conditions)
+                .values(
+                    active_turn_id=claim.holder,
+                    active_turn_expires_at=_expires(claim.lease),
+                    active_turn_incarnation=claim.incarnation,
+                    active_turn_counted=claim.counted,
+                )
+                .returning(Thread)
+                .execution_options(populate_existing=True)
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if claimed is None:
+        free = (
+            await db.exec(
+                select(is_free()).where(
+                    Thread.id == claim.thread_id, Thread.user_id == claim.user_id
                 )
             )
-            .scalars()
-            .first()
-        )
-        if claimed is None:
-            owned = await db.exec(
-                select(Thread.id).where(Thread.id == thread_id, Thread.user_id == user_id)
-            )
-            if owned.first() is None:
-                raise NotFoundError(f"Thread {thread_id} not found")
-            raise ConflictError(BUSY_MESSAGE)
-        thread: Thread = claimed
-        return thread
+        ).first()
+        if free is None:
+            raise NotFoundError(f"Thread {claim.thread_id} not found")
+        if free and admit is not None:
+            raise admit[1]()
+        raise ConflictError(BUSY_MESSAGE)
+    thread: Thread = claimed
+    return thread
 
 
 async def renew(
@@ -156,6 +208,7 @@ async def claim_batch(
             active_turn_id=holder,
             active_turn_expires_at=_expires(lease),
             active_turn_incarnation=incarnation,
+            active_turn_counted=False,
         )
         .returning(col(Thread.id), col(Thread.user_id))
     )

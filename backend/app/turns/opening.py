@@ -26,8 +26,9 @@ from app.errors import UnprocessableError
 from app.memory import Memory, MemoryStore, MemoryUnavailableError
 from app.memory.log_items import items_from_log
 from app.models import Message, MessageRole, Thread, TurnStatus, message_public
-from app.services import leases, memory_records, messages, turn_records
+from app.services import memory_records, messages, turn_records
 from app.services.lease_keeper import LeaseKeeper
+from app.services.limits import TurnLimiter
 from app.turns.memory import rebuild_memory, reconcile_memory
 from app.turns.turn import RunningTurn
 
@@ -49,13 +50,19 @@ class TurnOpener:
     settings: Settings
     keeper: LeaseKeeper
     lease: timedelta
+    limiter: TurnLimiter
     incarnation: uuid.UUID | None = None  # this node's, recorded with every lease it claims
     memory_node: str | None = None  # where memory lives (the node, for node-local files)
 
-    async def open_new(self, db: AsyncSession, owned: Thread, *, text: str) -> RunningTurn:
+    async def open_new(
+        self, db: AsyncSession, owned: Thread, *, text: str, exempt: bool = False
+    ) -> RunningTurn:
         """A turn for a new user message `text` in the caller's thread `owned`.
 
+        `exempt`: the caller has the admin claim (no fair-use limit applies).
+
         Raises:
+            LimitExceededError: over a fair-use limit (429; nothing written).
             NotFoundError: not the caller's thread.
             ConflictError: a turn is already running in this thread.
             MemoryBusyError, MemoryUnavailableError: memory cannot be used now (503).
@@ -76,10 +83,10 @@ class TurnOpener:
             )
             return message
 
-        return await self._open(db, owned, log_message)
+        return await self._open(db, owned, log_message, exempt=exempt)
 
     async def open_retry(
-        self, db: AsyncSession, owned: Thread, *, message_id: uuid.UUID
+        self, db: AsyncSession, owned: Thread, *, message_id: uuid.UUID, exempt: bool = False
     ) -> RunningTurn:
         """A turn that answers an earlier user message again, after forgetting what followed.
 
@@ -100,13 +107,15 @@ class TurnOpener:
             await messages.touch_thread(db, thread.id, turn_id=turn_id)
             return message
 
-        turn = await self._open(db, owned, rewind)
+        turn = await self._open(db, owned, rewind, exempt=exempt)
         # Memory already holds the user's item (and what a failed attempt did): the run
         # continues from there, adding nothing before the model answers.
         turn.mark, turn.run_input = marks[0], []
         return turn
 
-    async def _open(self, db: AsyncSession, owned: Thread, write: _LogWrite) -> RunningTurn:
+    async def _open(
+        self, db: AsyncSession, owned: Thread, write: _LogWrite, *, exempt: bool
+    ) -> RunningTurn:
         self._check_free_space()
         # Read before anything can fail: after a failed flush (the database went away) the
         # request's objects cannot be read, and the cleanup below still needs these.
@@ -125,13 +134,16 @@ class TurnOpener:
                 )
             )
             claimed_at = time.monotonic()
-            thread = await leases.claim(
+            # The fair-use check rides on the lease claim's transaction: a refusal rolls
+            # both back, before the log or memory is written.
+            thread = await self.limiter.claim_turn(
                 self.sessionmaker,
                 user_id=user_id,
                 thread_id=thread_id,
                 holder=turn_id,
                 lease=self.lease,
                 incarnation=self.incarnation,
+                exempt=exempt,
             )
         except BaseException:
             await resources.aclose()

@@ -41,6 +41,8 @@ from app.metrics import TURN_LATENCY, TURNS
 from app.models import MessagePublic, Thread, TurnStatus
 from app.services import turn_records
 from app.services.lease_keeper import LeaseKeeper
+from app.services.limits import TurnLimiter
+from app.services.stream_slots import StreamSlots
 from app.turns.event_feed import EventFeed
 from app.turns.event_writer import EventWriter
 from app.turns.events import TurnDone, TurnError, TurnEvent
@@ -76,6 +78,9 @@ class TurnRunner:
         self._agents = agents
         self._sessionmaker = sessionmaker
         lease = timedelta(seconds=settings.TURN_LEASE_SECONDS)
+        # Fair use; its `clock` is what tests replace to cross a limit's window.
+        self.limiter = TurnLimiter(settings)
+        self.stream_slots = StreamSlots(sessionmaker, settings)
         self._keeper = LeaseKeeper(
             sessionmaker,
             lease=lease,
@@ -88,6 +93,7 @@ class TurnRunner:
             settings=settings,
             keeper=self._keeper,
             lease=lease,
+            limiter=self.limiter,
             incarnation=incarnation,
             memory_node=memory_node,
         )
@@ -105,26 +111,32 @@ class TurnRunner:
         self._feed = EventFeed(sessionmaker, listen_url, poll_s=settings.TURN_EVENTS_POLL_MS / 1000)
 
     async def startup(self) -> None:
-        """Start following other workers' turn events (LISTEN), without waiting for it."""
+        """Start following other workers' turn events (LISTEN), without waiting for it, and
+        renewing this worker's open stream slots."""
         if self._writer is not None:
             self._feed.start()
+        self.stream_slots.start()
 
-    async def prepare(self, db: AsyncSession, owned: Thread, *, text: str) -> RunningTurn:
+    async def prepare(
+        self, db: AsyncSession, owned: Thread, *, text: str, exempt: bool = False
+    ) -> RunningTurn:
         """Step 1 for a new message; the caller commits, then calls `start` (see `opening`).
+
+        `exempt`: the caller has the admin claim (no fair-use limit applies).
 
         Raises:
             ConflictError: also when the thread's agent is no longer in AGENTS (refused
                 before anything is taken or written).
         """
         self._agents.for_thread(owned.agent)
-        return await self._opener.open_new(db, owned, text=text)
+        return await self._opener.open_new(db, owned, text=text, exempt=exempt)
 
     async def prepare_retry(
-        self, db: AsyncSession, owned: Thread, *, message_id: uuid.UUID
+        self, db: AsyncSession, owned: Thread, *, message_id: uuid.UUID, exempt: bool = False
     ) -> RunningTurn:
         """Step 1 for answering user message `message_id` again (see `opening`)."""
         self._agents.for_thread(owned.agent)
-        return await self._opener.open_retry(db, owned, message_id=message_id)
+        return await self._opener.open_retry(db, owned, message_id=message_id, exempt=exempt)
 
     def start(self, turn: RunningTurn) -> None:
         """Step 2: run the turn in a task of its own."""
@@ -216,6 +228,7 @@ class TurnRunner:
         if self._writer is not None:
             await self._writer.aclose()
         await self._feed.aclose()
+        await self.stream_slots.aclose()
 
     def _forget(self, turn_id: uuid.UUID) -> None:
         """The turn's events are all in PostgreSQL: this worker need not keep them."""
