@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import env
+from bench import env, procs, progress
+from bench.realistic_turns import W8Plan
 from bench.report import Row, print_report, write_json
 from bench.systems import DESCRIPTIONS
 
-WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w10", "w11", "w12", "w13")
-NEEDS_DATABASE = {"w6", "w7", "w10", "w11", "w12", "w13"}
+WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9", "w10", "w11", "w12", "w13")
+NEEDS_DATABASE = {"w6", "w7", "w8", "w9", "w10", "w11", "w12", "w13"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Plan:
     w10_search_reps: int = 40
     w13_turns: int = 60
     w13_model_reps: int = 20
+    w8: W8Plan = W8Plan()
 
 
 QUICK = Plan(
@@ -80,6 +83,7 @@ QUICK = Plan(
     w10_search_reps=5,
     w13_turns=16,
     w13_model_reps=3,
+    w8=W8Plan(lengths=(10, 100), turns=4, concurrency=2, reps=1),
 )
 
 
@@ -109,6 +113,7 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
         compaction,
         memory_workloads as memory,
         nodes,
+        realistic_turns,
         service,
         throughput,
         w10 as users_data,
@@ -170,7 +175,9 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
         )
         w10 = partial(_arun, users_data.w10, root, db, shape, plan.w10_search_reps)
         w13 = partial(_arun, compaction.w13, root, db, plan.w13_turns, plan.w13_model_reps)
-        jobs += [("w6", w6), ("w7", w7), ("w10", w10), ("w11", w11), ("w12", w12), ("w13", w13)]
+        w8 = partial(realistic_turns.w8, root, db, plan.w8)
+        jobs += [("w6", w6), ("w7", w7), ("w8", w8), ("w10", w10), ("w11", w11), ("w12", w12)]
+        jobs += [("w13", w13)]
     return jobs
 
 
@@ -196,17 +203,19 @@ def run(args: argparse.Namespace) -> int:
                 database = {"source": db.source, "server_version": env.server_version(db.conninfo)}
             except Exception as e:  # C, 6 and 7 are reported as errors; the rest still run
                 errors["database"] = f"{type(e).__name__}: {e}"
-        for name, job in _jobs(plan, root, db):
-            if name not in args.selected:
-                continue
+        chosen = [(n, job) for n, job in _jobs(plan, root, db) if n in args.selected]
+        for index, (name, job) in enumerate(chosen, 1):
+            progress.workload(name, index, len(chosen))
             began = time.monotonic()
             try:
                 new_rows, raw = job()
                 rows += new_rows
                 figures[name] = {**raw, "seconds": round(time.monotonic() - began, 2)}
+                progress.finished(name, time.monotonic() - began)
             except Exception as e:
                 errors[name] = traceback.format_exc()
                 rows.append(Row(name[1:], "ERROR", "-", note=f"{type(e).__name__}: {e}"[:300]))
+                progress.finished(name, time.monotonic() - began, f"{type(e).__name__}: {e}")
         for name in sorted(args.selected & NEEDS_DATABASE):
             if db is None:
                 rows.append(
@@ -218,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
         "duration_s": round(duration, 1),
         "mode": "quick" if args.quick else "full",
         "selected": sorted(args.selected),
-        "plan": plan.__dict__,
+        "plan": asdict(plan),
         "machine": env.machine(),
         "database": database,
         "systems": DESCRIPTIONS,
@@ -244,5 +253,19 @@ def run(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Run with progress on stderr; whatever happens, no started process outlives the run."""
+    args = parse_args(argv)
+    procs.install_signal_handlers()
+    try:
+        with progress.display():
+            return run(args)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (procs.Interrupted)
+        sys.stderr.write(f"interrupted ({e or 'SIGINT'}); stopping every process started\n")
+        return 130
+    finally:
+        procs.stop_all()
+
+
 if __name__ == "__main__":
-    raise SystemExit(run(parse_args()))
+    raise SystemExit(main())

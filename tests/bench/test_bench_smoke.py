@@ -45,7 +45,7 @@ def test_stats() -> None:
 def test_only_w4_also_runs_w3() -> None:
     assert parse_args(["--only", "w4"]).selected == {"w3", "w4"}
     with pytest.raises(SystemExit):
-        parse_args(["--only", "w9"])
+        parse_args(["--only", "w99"])
 
 
 async def test_single_conversation_workloads_run(tmp_path: Path) -> None:
