@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import env, procs, progress
+from bench.in_flight import W9Plan
 from bench.realistic_turns import W8Plan
 from bench.report import Row, print_report, write_json
 from bench.systems import DESCRIPTIONS
@@ -59,6 +60,7 @@ class Plan:
     w13_turns: int = 60
     w13_model_reps: int = 20
     w8: W8Plan = W8Plan()
+    w9: W9Plan = W9Plan()
 
 
 QUICK = Plan(
@@ -84,6 +86,7 @@ QUICK = Plan(
     w13_turns=16,
     w13_model_reps=3,
     w8=W8Plan(lengths=(10, 100), turns=4, concurrency=2, reps=1),
+    w9=W9Plan(rates=(10,), arrive_s=2.0, tokens=3, token_delay_s=0.2, first_token_delay_s=0.2),
 )
 
 
@@ -111,6 +114,7 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
         chatkit_turns,
         cleanup,
         compaction,
+        in_flight,
         memory_workloads as memory,
         nodes,
         realistic_turns,
@@ -176,7 +180,9 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
         w10 = partial(_arun, users_data.w10, root, db, shape, plan.w10_search_reps)
         w13 = partial(_arun, compaction.w13, root, db, plan.w13_turns, plan.w13_model_reps)
         w8 = partial(realistic_turns.w8, root, db, plan.w8)
-        jobs += [("w6", w6), ("w7", w7), ("w8", w8), ("w10", w10), ("w11", w11), ("w12", w12)]
+        w9 = partial(in_flight.w9, root, db, plan.w9)
+        jobs += [("w6", w6), ("w7", w7), ("w8", w8), ("w9", w9), ("w10", w10), ("w11", w11)]
+        jobs += [("w12", w12)]
         jobs += [("w13", w13)]
     return jobs
 

@@ -19,6 +19,7 @@ import pytest
 
 from bench import env
 from bench.fds import children
+from bench.in_flight import W9Plan, w9
 from bench.realistic_turns import W8Plan, fit, w8
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -90,3 +91,16 @@ def test_realistic_turns_produce_rows(test_database, tmp_path: Path) -> None:
     assert {b["deltas_median"] for b in sdk} == {10, 40}  # one delta per token
     # The service sends the deltas that queued while its stream was busy as one event.
     assert all(b["deltas_median"] >= 1 for b in batches)
+
+
+@pytest.mark.slow
+def test_many_in_flight_produce_rows(test_database, tmp_path: Path) -> None:
+    database = env.Database(test_database.url, env.libpq(test_database.url), "test")
+    plan = W9Plan(rates=(8,), arrive_s=1.0, tokens=3, token_delay_s=0.1, first_token_delay_s=0.1)
+    rows, raw = w9(tmp_path, database, plan)
+    (phase,) = raw["phases"]
+    assert {side: t["n"] for side, t in phase["timings"].items()} == {"svc": 8, "sdk": 8}
+    assert all(t["errors"] == 0 for t in phase["timings"].values())
+    assert phase["samples"]
+    assert phase["lag_probes"] > 0
+    assert {r.measure for r in rows} >= {"8 in flight: loop lag p99", "8 in flight: 1st delta p99"}
