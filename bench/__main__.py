@@ -20,14 +20,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import env, procs, progress
+from bench import env, procs, profiles, progress
 from bench.in_flight import W9Plan
 from bench.realistic_turns import W8Plan
 from bench.report import Row, print_report, write_json
 from bench.systems import DESCRIPTIONS
 
-WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9", "w10", "w11", "w12", "w13")
-NEEDS_DATABASE = {"w6", "w7", "w8", "w9", "w10", "w11", "w12", "w13"}
+WORKLOADS = (
+    *("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9", "w9j", "w10", "w11", "w12", "w13"),
+)
+NEEDS_DATABASE = {"w6", "w7", "w8", "w9", "w9j", "w10", "w11", "w12", "w13"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Plan:
     w13_model_reps: int = 20
     w8: W8Plan = W8Plan()
     w9: W9Plan = W9Plan()
+    w9j_sessions: int = 10_000  # loop lag while the jobs sweep this many sessions
 
 
 QUICK = Plan(
@@ -86,6 +89,7 @@ QUICK = Plan(
     w13_turns=16,
     w13_model_reps=3,
     w8=W8Plan(lengths=(10, 100), turns=4, concurrency=2, reps=1),
+    w9j_sessions=1_000,
     w9=W9Plan(rates=(10,), arrive_s=2.0, tokens=3, token_delay_s=0.2, first_token_delay_s=0.2),
 )
 
@@ -95,6 +99,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a short smoke run (< 1 minute)")
     parser.add_argument(
         "--only", default="", help=f"comma-separated workloads ({','.join(WORKLOADS)})"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the measured worker in W8 and W9 (data/bench/profiles/)",
     )
     args = parser.parse_args(argv)
     chosen = [w.strip().lower() for w in args.only.split(",") if w.strip()]
@@ -115,6 +124,7 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
         cleanup,
         compaction,
         in_flight,
+        job_lag,
         memory_workloads as memory,
         nodes,
         realistic_turns,
@@ -182,7 +192,8 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
         w8 = partial(realistic_turns.w8, root, db, plan.w8)
         w9 = partial(in_flight.w9, root, db, plan.w9)
         jobs += [("w6", w6), ("w7", w7), ("w8", w8), ("w9", w9), ("w10", w10), ("w11", w11)]
-        jobs += [("w12", w12)]
+        w9j = partial(job_lag.job_lag, root, db, plan.w9j_sessions)
+        jobs += [("w9j", w9j), ("w12", w12)]
         jobs += [("w13", w13)]
     return jobs
 
@@ -263,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run with progress on stderr; whatever happens, no started process outlives the run."""
     args = parse_args(argv)
     procs.install_signal_handlers()
+    if args.profile:
+        profiles.enable()
     try:
         with progress.display():
             return run(args)

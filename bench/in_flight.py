@@ -26,9 +26,17 @@ from typing import Any
 import psutil
 import psycopg
 
-from bench import progress
+from bench import profiles, progress
 from bench.env import Database
-from bench.processes import LoadProcess, cpu_seconds, lag_buckets, lag_p99_ms, model_server, tree
+from bench.processes import (
+    LoadProcess,
+    cpu_seconds,
+    lag_buckets,
+    lag_p99_ms,
+    lag_text,
+    model_server,
+    tree,
+)
 from bench.realistic_turns import model_env
 from bench.report import Row
 from bench.server import running_server
@@ -196,6 +204,7 @@ def w9(root: Path, database: Database, plan: W9Plan) -> tuple[list[Row], dict[st
         "tokens": plan.tokens,
     }
     phases = []
+    profiled: dict[str, Any] = {}
     with ExitStack() as stack:
         svc_model = stack.enter_context(model_server(**pacing))
         sdk_model = stack.enter_context(model_server(**pacing))
@@ -213,8 +222,11 @@ def w9(root: Path, database: Database, plan: W9Plan) -> tuple[list[Row], dict[st
         server_pids = tree(server.proc.pid)
         sampler_args = (server_pids, [sdk.pid], str(data.resolve()), database)
         for rate in plan.rates:
-            phases.append(_phase([svc, sdk], server_pids, server.url, sampler_args, plan, rate))
-    return _rows(phases, plan)
+            with profiles.recording(server_pids[-1], f"w9-worker-{rate}", profiled):
+                phase = _phase([svc, sdk], server_pids, server.url, sampler_args, plan, rate)
+            phases.append(phase)
+    rows, raw = _rows(phases, plan)
+    return rows, {**raw, "profiles": profiled}
 
 
 def _timings(result: dict[str, Any]) -> dict[str, Any]:
@@ -312,7 +324,7 @@ def _resource_rows(phase: dict[str, Any], samples: list[dict], total: int) -> li
             "9",
             f"{total} in flight: loop lag p99",
             "svc",
-            value=f"<= {phase['lag_p99_ms']:.1f} ms ({phase['lag_probes']} probes)",
+            value=f"{lag_text(phase['lag_p99_ms'])} ({phase['lag_probes']} probes)",
             target=f"<= {LAG_TARGET_MS:.0f} ms",
             met=phase["lag_p99_ms"] <= LAG_TARGET_MS,
         ),

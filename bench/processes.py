@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from bench.fds import children
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 60.0
 LAG_METRIC = "threadkeeper_event_loop_lag_seconds_bucket"
+LAG_BOUNDS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)  # app.metrics
 
 
 def _env() -> dict[str, str]:
@@ -152,3 +154,10 @@ def lag_p99_ms(before: dict[float, float], after: dict[float, float]) -> tuple[f
         if cumulative >= 0.99 * total:
             return bound * 1000, int(total)
     return float("inf"), int(total)
+
+
+def lag_text(p99_ms: float) -> str:
+    """The p99 as its histogram bucket says it: "<= 5.0 ms", or "> 1000 ms" past the last."""
+    if math.isinf(p99_ms):
+        return f"> {max(LAG_BOUNDS_S) * 1000:.0f} ms"
+    return f"<= {p99_ms:.1f} ms"

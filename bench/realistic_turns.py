@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import progress
+from bench import profiles, progress
 from bench.env import Database
 from bench.processes import LoadProcess, cpu_seconds, model_server, tree
 from bench.report import Row
@@ -84,6 +84,7 @@ def w8(root: Path, database: Database, plan: W8Plan) -> tuple[list[Row], dict[st
     issue = TokenService.from_settings(settings).issue
     run = secrets.token_hex(4)
     batches: dict[str, list[dict[str, Any]]] = {}
+    profiled: dict[str, Any] = {}
     with ExitStack() as stack:
         base_url = stack.enter_context(model_server())
         server = stack.enter_context(
@@ -99,13 +100,15 @@ def w8(root: Path, database: Database, plan: W8Plan) -> tuple[list[Row], dict[st
             side.request("prepare", count=2, warm_turns=1, tokens=10)
         combos = [(kind, n) for kind in ("new", "warm") for n in plan.lengths]
         progress.phase("w8 batches", total=plan.reps * len(combos) * len(sides))
+        stack.enter_context(profiles.recording(sides[0][2][-1], "w8-worker", profiled))
         for rep in range(plan.reps):
             for kind, length in rotated(combos, rep):
                 for name, side, pids in rotated(sides, rep):
                     batch = _batch(side, pids, plan, length, kind == "warm")
                     batches.setdefault(f"{name}/{kind}", []).append(batch)
                     progress.advance()
-    return _rows(batches, plan)
+    rows, raw = _rows(batches, plan)
+    return rows, {**raw, "profiles": profiled}
 
 
 def _rows(batches: dict[str, list[dict[str, Any]]], plan: W8Plan) -> tuple[list[Row], dict]:

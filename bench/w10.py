@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from bench.env import Database
 from bench.report import Row
 from bench.stats import summarize
+from bench.w10_growth import growth, growth_rows
 from bench.w10_seed import ERASER, Shape, seed, user_id, word
 
 SEARCH_REVISION = "0010_search"
@@ -71,14 +72,26 @@ async def w10(root: Path, database: Database, shape: Shape, search_reps: int) ->
     admin = make_url(database.conninfo).set(database="postgres").render_as_string(False)
     name = f"{make_url(database.url).database}_w10"  # beside the run's scratch database
     drop_database(admin, name, recreate=True)
+    drop_database(admin, f"{name}e", recreate=True)  # the same user alone: the growth baseline
     url = make_url(database.url).set(database=name).render_as_string(False)
     conninfo = make_url(database.conninfo).set(database=name).render_as_string(False)
+    empty_url = make_url(url).set(database=f"{name}e").render_as_string(False)
+    empty_conninfo = make_url(conninfo).set(database=f"{name}e").render_as_string(False)
+    alone = Shape(
+        users=1,
+        threads_per_user=shape.threads_per_user,
+        messages_per_thread=shape.messages_per_thread,
+        eraser_threads=0,
+    )
     try:
         facts = await _prepare(url, conninfo, shape)
+        await _prepare(empty_url, empty_conninfo, alone)
+        facts["growth"] = await growth(url, empty_url, root / "w10", 1, search_reps)
         facts |= await _measure(url, root / "w10", shape, search_reps)
     finally:
         drop_database(admin, name)
-    return _rows(facts, shape), facts
+        drop_database(admin, f"{name}e")
+    return _rows(facts, shape) + growth_rows(facts["growth"], shape.threads), facts
 
 
 async def _prepare(url: str, conninfo: str, shape: Shape) -> dict[str, Any]:

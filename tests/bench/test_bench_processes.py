@@ -20,6 +20,7 @@ import pytest
 from bench import env
 from bench.fds import children
 from bench.in_flight import W9Plan, w9
+from bench.job_lag import JOBS, job_lag
 from bench.realistic_turns import W8Plan, fit, w8
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -104,3 +105,14 @@ def test_many_in_flight_produce_rows(test_database, tmp_path: Path) -> None:
     assert phase["samples"]
     assert phase["lag_probes"] > 0
     assert {r.measure for r in rows} >= {"8 in flight: loop lag p99", "8 in flight: 1st delta p99"}
+
+
+@pytest.mark.slow
+def test_job_lag_runs_every_job_over_the_seed(test_database, tmp_path: Path) -> None:
+    database = env.Database(test_database.url, env.libpq(test_database.url), "test")
+    rows, raw = job_lag(tmp_path, database, 200)
+    assert [r.measure for r in rows] == [f"{job} job over 200: loop lag p99" for job in JOBS]
+    assert {name: run["run"]["status"] for name, run in raw["jobs"].items()} == dict.fromkeys(
+        JOBS, "succeeded"
+    )
+    assert raw["jobs"]["cleanup"]["run"]["counts"]["deleted"] == 100  # the idle half
