@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,7 +26,9 @@ from bench import procs, progress
 from bench.fds import children
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = REPO_ROOT / "data" / "bench" / "logs"
 READY_TIMEOUT_S = 60.0
+SCRAPE_TIMEOUT_S = 120.0
 LAG_METRIC = "threadkeeper_event_loop_lag_seconds_bucket"
 LAG_BOUNDS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)  # app.metrics
 
@@ -130,7 +133,10 @@ def cpu_seconds(pids: list[int]) -> float:
 
 def lag_buckets(url: str) -> dict[float, float]:
     """The loop-lag histogram's cumulative buckets ({upper bound: count}) from `/metrics`."""
-    text = httpx.get(f"{url}/metrics", timeout=30).text
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=SCRAPE_TIMEOUT_S).text
+    except httpx.HTTPError:  # a saturated worker may not answer: no figure, not a crash
+        return {}
     buckets: dict[float, float] = {}
     for line in text.splitlines():
         if line.startswith(LAG_METRIC):
@@ -145,6 +151,8 @@ def lag_p99_ms(before: dict[float, float], after: dict[float, float]) -> tuple[f
     The histogram only knows buckets, so the p99 is the bound of the bucket it falls in:
     "≤ 5 ms" is exact at the 5 ms bound, and a miss shows which bucket it reached.
     """
+    if not before or not after:
+        return float("nan"), 0
     bounds = sorted(after)
     counts = [after[b] - before.get(b, 0.0) for b in bounds]
     total = counts[-1] if counts else 0.0
@@ -158,6 +166,16 @@ def lag_p99_ms(before: dict[float, float], after: dict[float, float]) -> tuple[f
 
 def lag_text(p99_ms: float) -> str:
     """The p99 as its histogram bucket says it: "<= 5.0 ms", or "> 1000 ms" past the last."""
+    if math.isnan(p99_ms):
+        return "no scrape"
     if math.isinf(p99_ms):
         return f"> {max(LAG_BOUNDS_S) * 1000:.0f} ms"
     return f"<= {p99_ms:.1f} ms"
+
+
+def keep_logs(workload: str, *paths: Path) -> None:
+    """Copy logs out of the scratch directory (removed at the end) into data/bench/logs/."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        with contextlib.suppress(OSError):
+            shutil.copyfile(path, LOG_DIR / f"{workload}-{path.parent.name}-{path.name}")

@@ -21,7 +21,7 @@ from typing import Any
 
 from bench import profiles, progress
 from bench.env import Database
-from bench.processes import LoadProcess, cpu_seconds, model_server, tree
+from bench.processes import LoadProcess, cpu_seconds, keep_logs, model_server, tree
 from bench.report import Row
 from bench.server import running_server
 from bench.stats import ratio, rotated
@@ -35,7 +35,7 @@ class W8Plan:
     lengths: tuple[int, ...] = (10, 100, 400)
     turns: int = 16
     concurrency: int = 4
-    reps: int = 3
+    reps: int = 2
 
 
 def model_env(base_url: str) -> dict[str, str]:
@@ -100,6 +100,13 @@ def w8(root: Path, database: Database, plan: W8Plan) -> tuple[list[Row], dict[st
             side.request("prepare", count=2, warm_turns=1, tokens=10)
         combos = [(kind, n) for kind in ("new", "warm") for n in plan.lengths]
         progress.phase("w8 batches", total=plan.reps * len(combos) * len(sides))
+        stack.callback(
+            keep_logs,
+            "w8",
+            root / "w8-svc" / "server.log",
+            root / "w8-svc.log",
+            root / "w8-sdk.log",
+        )
         stack.enter_context(profiles.recording(sides[0][2][-1], "w8-worker", profiled))
         for rep in range(plan.reps):
             for kind, length in rotated(combos, rep):
