@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -103,7 +103,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy the measured worker in W8 and W9 (data/bench/profiles/)",
+        help="py-spy the measured worker in W8, W9 and W9j (data/bench/profiles/)",
+    )
+    parser.add_argument(
+        "--w9-rates",
+        default="",
+        help="W9's arrival rates per second, comma-separated (default 20,50,100)",
     )
     args = parser.parse_args(argv)
     chosen = [w.strip().lower() for w in args.only.split(",") if w.strip()]
@@ -204,6 +209,9 @@ def _arun(fn: Callable, *args: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else Plan()
+    if args.w9_rates:
+        rates = tuple(int(r) for r in args.w9_rates.split(",") if r.strip())
+        plan = replace(plan, w9=replace(plan.w9, rates=rates))
     started = time.monotonic()
     started_at = datetime.now(UTC)
     rows: list[Row] = []

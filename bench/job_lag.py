@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from bench import progress
+from bench import profiles, progress
 from bench.cleanup import _seed
 from bench.env import Database
 from bench.processes import lag_buckets, lag_p99_ms, lag_text
@@ -85,21 +85,25 @@ def job_lag(root: Path, database: Database, n: int) -> tuple[list[Row], dict[str
     admin = TokenService.from_settings(settings).issue("bench-admin", admin=True)
     extra = {"AGENT_SESSION_MAX_MESSAGES": "4", "AGENT_SESSION_RETENTION_DAYS": "7"}
     runs: dict[str, Any] = {}
+    profiled: dict[str, Any] = {}
     with running_server(1, data, database.url, secret, extra) as server:
         headers = {"Authorization": f"Bearer {admin}"}
         progress.phase("jobs over the sessions", total=len(JOBS))
         for name in JOBS:
             before = lag_buckets(server.url)
             start = time.perf_counter()
-            response = httpx.post(
-                f"{server.url}/api/admin/jobs/{name}/run", headers=headers, timeout=JOB_TIMEOUT_S
-            )
+            with profiles.recording(server.proc.pid, f"w9j-{name}", profiled):
+                response = httpx.post(
+                    f"{server.url}/api/admin/jobs/{name}/run",
+                    headers=headers,
+                    timeout=JOB_TIMEOUT_S,
+                )
             seconds = time.perf_counter() - start
             lag_ms, probes = lag_p99_ms(before, lag_buckets(server.url))
             body = response.json() if response.status_code == 200 else response.text[:300]
             runs[name] = {"s": seconds, "lag_p99_ms": lag_ms, "probes": probes, "run": body}
             progress.advance()
-    return _rows(runs, n), {"sessions": n, "seed_s": seed_s, "jobs": runs}
+    return _rows(runs, n), {"sessions": n, "seed_s": seed_s, "jobs": runs, "profiles": profiled}
 
 
 def _rows(runs: dict[str, Any], n: int) -> list[Row]:
