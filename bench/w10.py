@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from bench import progress
 from bench.env import Database
 from bench.report import Row
 from bench.stats import summarize
@@ -84,9 +85,13 @@ async def w10(root: Path, database: Database, shape: Shape, search_reps: int) ->
         eraser_threads=0,
     )
     try:
+        progress.phase(f"w10: seed {shape.messages:,} messages, migrate, rebuild vectors")
         facts = await _prepare(url, conninfo, shape)
+        progress.phase("w10: the same user alone (growth baseline)")
         await _prepare(empty_url, empty_conninfo, alone)
+        progress.phase("w10: growth ratios, interleaved")
         facts["growth"] = await growth(url, empty_url, root / "w10", 1, search_reps)
+        progress.phase("w10: search, export, erase")
         facts |= await _measure(url, root / "w10", shape, search_reps)
     finally:
         drop_database(admin, name)
