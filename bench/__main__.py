@@ -9,22 +9,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
 import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import env
+from bench import env, procs, profiles, progress
+from bench.in_flight import W9Plan
+from bench.realistic_turns import W8Plan
 from bench.report import Row, print_report, write_json
 from bench.systems import DESCRIPTIONS
 
-WORKLOADS = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w10", "w11", "w12", "w13", "w14")
-NEEDS_DATABASE = {"w6", "w7", "w10", "w11", "w12", "w13", "w14"}
+WORKLOADS = (
+    *("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9", "w9j", "w10", "w11", "w12", "w13"),
+    "w14",
+)
+NEEDS_DATABASE = {"w6", "w7", "w8", "w9", "w9j", "w10", "w11", "w12", "w13", "w14"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,9 @@ class Plan:
     w13_turns: int = 60
     w13_model_reps: int = 20
     w14_reps: int = 400
+    w8: W8Plan = W8Plan()
+    w9: W9Plan = W9Plan()
+    w9j_sessions: int = 10_000  # loop lag while the jobs sweep this many sessions
 
 
 QUICK = Plan(
@@ -82,6 +91,9 @@ QUICK = Plan(
     w13_turns=16,
     w13_model_reps=3,
     w14_reps=40,
+    w8=W8Plan(lengths=(10, 100), turns=4, concurrency=2, reps=1),
+    w9j_sessions=1_000,
+    w9=W9Plan(rates=(10,), arrive_s=2.0, tokens=3, token_delay_s=0.2, first_token_delay_s=0.2),
 )
 
 
@@ -90,6 +102,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a short smoke run (< 1 minute)")
     parser.add_argument(
         "--only", default="", help=f"comma-separated workloads ({','.join(WORKLOADS)})"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the measured worker in W8, W9 and W9j (data/bench/profiles/)",
+    )
+    parser.add_argument(
+        "--w9-rates",
+        default="",
+        help="W9's arrival rates per second, comma-separated (default 20,50,100)",
     )
     args = parser.parse_args(argv)
     chosen = [w.strip().lower() for w in args.only.split(",") if w.strip()]
@@ -109,9 +131,12 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
         chatkit_turns,
         cleanup,
         compaction,
+        in_flight,
+        job_lag,
         limits,
         memory_workloads as memory,
         nodes,
+        realistic_turns,
         service,
         throughput,
         w10 as users_data,
@@ -173,9 +198,12 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
         )
         w10 = partial(_arun, users_data.w10, root, db, shape, plan.w10_search_reps)
         w13 = partial(_arun, compaction.w13, root, db, plan.w13_turns, plan.w13_model_reps)
+        w8 = partial(realistic_turns.w8, root, db, plan.w8)
+        w9 = partial(in_flight.w9, root, db, plan.w9)
+        jobs += [("w6", w6), ("w7", w7), ("w8", w8), ("w9", w9), ("w10", w10), ("w11", w11)]
+        w9j = partial(job_lag.job_lag, root, db, plan.w9j_sessions)
         w14 = partial(_arun, limits.w14, root, db, plan.w14_reps)
-        jobs += [("w6", w6), ("w7", w7), ("w10", w10), ("w11", w11), ("w12", w12), ("w13", w13)]
-        jobs.append(("w14", w14))
+        jobs += [("w9j", w9j), ("w12", w12), ("w13", w13), ("w14", w14)]
     return jobs
 
 
@@ -185,6 +213,9 @@ def _arun(fn: Callable, *args: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     plan = QUICK if args.quick else Plan()
+    if args.w9_rates:
+        rates = tuple(int(r) for r in args.w9_rates.split(",") if r.strip())
+        plan = replace(plan, w9=replace(plan.w9, rates=rates))
     started = time.monotonic()
     started_at = datetime.now(UTC)
     rows: list[Row] = []
@@ -201,17 +232,19 @@ def run(args: argparse.Namespace) -> int:
                 database = {"source": db.source, "server_version": env.server_version(db.conninfo)}
             except Exception as e:  # C, 6 and 7 are reported as errors; the rest still run
                 errors["database"] = f"{type(e).__name__}: {e}"
-        for name, job in _jobs(plan, root, db):
-            if name not in args.selected:
-                continue
+        chosen = [(n, job) for n, job in _jobs(plan, root, db) if n in args.selected]
+        for index, (name, job) in enumerate(chosen, 1):
+            progress.workload(name, index, len(chosen))
             began = time.monotonic()
             try:
                 new_rows, raw = job()
                 rows += new_rows
                 figures[name] = {**raw, "seconds": round(time.monotonic() - began, 2)}
+                progress.finished(name, time.monotonic() - began)
             except Exception as e:
                 errors[name] = traceback.format_exc()
                 rows.append(Row(name[1:], "ERROR", "-", note=f"{type(e).__name__}: {e}"[:300]))
+                progress.finished(name, time.monotonic() - began, f"{type(e).__name__}: {e}")
         for name in sorted(args.selected & NEEDS_DATABASE):
             if db is None:
                 rows.append(
@@ -223,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
         "duration_s": round(duration, 1),
         "mode": "quick" if args.quick else "full",
         "selected": sorted(args.selected),
-        "plan": plan.__dict__,
+        "plan": asdict(plan),
         "machine": env.machine(),
         "database": database,
         "systems": DESCRIPTIONS,
@@ -249,5 +282,21 @@ def run(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Run with progress on stderr; whatever happens, no started process outlives the run."""
+    args = parse_args(argv)
+    procs.install_signal_handlers()
+    if args.profile:
+        profiles.enable()
+    try:
+        with progress.display():
+            return run(args)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (procs.Interrupted)
+        sys.stderr.write(f"interrupted ({e or 'SIGINT'}); stopping every process started\n")
+        return 130
+    finally:
+        procs.stop_all()
+
+
 if __name__ == "__main__":
-    raise SystemExit(run(parse_args()))
+    raise SystemExit(main())

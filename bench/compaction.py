@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.env import Database
+from bench.env import UNLIMITED, Database
 from bench.report import Row
 from bench.stats import raw_ms, summarize
 
@@ -121,6 +121,7 @@ class _App:
 
         settings = load_settings(
             APP_ENV="test",
+            **UNLIMITED,
             DATABASE_URL=db.url,
             DATA_DIR=root,
             SCHEDULER_ENABLED=False,

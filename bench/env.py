@@ -31,6 +31,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_DIR = REPO_ROOT / "data" / "bench-postgres"
 OUT_DIR = REPO_ROOT / "data" / "bench"
 
+# The service is measured without fair-use limits (one bench user sends far more turns than a
+# person would); workload 14 measures what the limits cost.
+UNLIMITED = {
+    "LIMIT_TURNS_PER_MINUTE": "0",
+    "LIMIT_RUNNING_TURNS": "0",
+    "LIMIT_DAILY_TOKENS": "0",
+    "LIMIT_OPEN_STREAMS": "0",
+}
+
 
 @dataclass(frozen=True)
 class Database:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from bench import procs, progress
+from bench.env import UNLIMITED
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT_S = 90.0
@@ -62,6 +64,7 @@ def server_env(data_dir: Path, port: int, database_url: str, secret: str) -> dic
         LOG_LEVEL="WARNING",
         MODEL_PROVIDER="offline",
     )
+    env.update(UNLIMITED)
     return env
 
 
@@ -78,17 +81,17 @@ def running_server(
     port = free_port()
     log = data_dir / "server.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(
+        proc = procs.spawn(  # its own process group: workers die with it
             [sys.executable, "-m", "app", "serve", "--workers", str(workers)],
             cwd=REPO_ROOT,
             env={**server_env(data_dir, port, database_url, secret), **(extra_env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: workers die with it
         )
     server = Server(workers, f"http://127.0.0.1:{port}", proc, log)
     try:
         _wait_ready(server)
+        progress.log(f"server up: {workers} worker(s) at {server.url} (pid {proc.pid})")
         yield server
     finally:
         stop(proc)
@@ -108,16 +111,7 @@ def _wait_ready(server: Server) -> None:
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the server's process group, then SIGKILL whatever is left after 15 s."""
-    for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # workers that outlived their parent
+    procs.stop(proc)
 
 
 async def create_thread(client: httpx.AsyncClient) -> str:

@@ -24,9 +24,11 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from bench.env import Database
+from bench import progress
+from bench.env import UNLIMITED, Database
 from bench.report import Row
 from bench.stats import summarize
+from bench.w10_growth import growth, growth_rows
 from bench.w10_seed import ERASER, Shape, seed, user_id, word
 
 SEARCH_REVISION = "0010_search"
@@ -71,14 +73,30 @@ async def w10(root: Path, database: Database, shape: Shape, search_reps: int) ->
     admin = make_url(database.conninfo).set(database="postgres").render_as_string(False)
     name = f"{make_url(database.url).database}_w10"  # beside the run's scratch database
     drop_database(admin, name, recreate=True)
+    drop_database(admin, f"{name}e", recreate=True)  # the same user alone: the growth baseline
     url = make_url(database.url).set(database=name).render_as_string(False)
     conninfo = make_url(database.conninfo).set(database=name).render_as_string(False)
+    empty_url = make_url(url).set(database=f"{name}e").render_as_string(False)
+    empty_conninfo = make_url(conninfo).set(database=f"{name}e").render_as_string(False)
+    alone = Shape(
+        users=1,
+        threads_per_user=shape.threads_per_user,
+        messages_per_thread=shape.messages_per_thread,
+        eraser_threads=0,
+    )
     try:
+        progress.phase(f"w10: seed {shape.messages:,} messages, migrate, rebuild vectors")
         facts = await _prepare(url, conninfo, shape)
+        progress.phase("w10: the same user alone (growth baseline)")
+        await _prepare(empty_url, empty_conninfo, alone)
+        progress.phase("w10: growth ratios, interleaved")
+        facts["growth"] = await growth(url, empty_url, root / "w10", 1, search_reps)
+        progress.phase("w10: search, export, erase")
         facts |= await _measure(url, root / "w10", shape, search_reps)
     finally:
         drop_database(admin, name)
-    return _rows(facts, shape), facts
+        drop_database(admin, f"{name}e")
+    return _rows(facts, shape) + growth_rows(facts["growth"], shape.threads), facts
 
 
 async def _prepare(url: str, conninfo: str, shape: Shape) -> dict[str, Any]:
@@ -124,6 +142,7 @@ async def _measure(url: str, data_dir: Path, shape: Shape, search_reps: int) -> 
 
     settings = load_settings(
         DATABASE_URL=url,
+        **UNLIMITED,
         DATA_DIR=data_dir,
         SCHEDULER_ENABLED=False,
         AUTH_JWT_SECRET=uuid.uuid4().hex * 2,

@@ -45,7 +45,7 @@ def test_stats() -> None:
 def test_only_w4_also_runs_w3() -> None:
     assert parse_args(["--only", "w4"]).selected == {"w3", "w4"}
     with pytest.raises(SystemExit):
-        parse_args(["--only", "w9"])
+        parse_args(["--only", "w99"])
 
 
 async def test_single_conversation_workloads_run(tmp_path: Path) -> None:
@@ -112,6 +112,10 @@ async def test_users_data_workload_runs_at_a_tiny_size(test_database, tmp_path: 
     assert (erased["threads"], erased["messages"], erased["tasks"]) == (6, 30, 10)
     assert (erased["memory_files"], erased["quarantined_files"]) == (6, 1)
     assert {r.measure for r in rows} >= {"export 6 threads", "erase user, 6 threads"}
+    growth = raw["growth"]  # the same requests on a database holding only the measured user
+    assert set(growth["messages, deep page"]) == {"full", "empty"}
+    assert all(len(side["ms"]) == 1 for measure in growth.values() for side in measure.values())
+    assert sum(1 for r in rows if r.ratio_of == "p95/empty") == len(growth)
 
 
 @pytest.mark.slow

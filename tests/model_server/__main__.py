@@ -28,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="fixed: deltas per reply (default 10); grammar: at most this many deltas",
     )
     parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between deltas")
+    parser.add_argument(
+        "--first-token-delay", type=float, default=0.0, help="seconds before the first delta"
+    )
     parser.add_argument("--api-key", default=None, help="when set, other keys get 401")
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated")
     parser.add_argument("--context-window", type=int, default=None, help="max prompt tokens")
@@ -51,13 +54,14 @@ def main(argv: list[str] | None = None) -> None:
         mode=args.mode,
         tokens=args.tokens,
         token_delay=args.token_delay,
+        first_token_delay=args.first_token_delay,
         context_window=args.context_window,
     )
 
     def ready(base_url: str) -> None:
         sys.stdout.write(
             f"ready base_url={base_url} mode={config.mode} tokens={config.tokens} "
-            f"token_delay={config.token_delay}\n"
+            f"token_delay={config.token_delay} first_token_delay={config.first_token_delay}\n"
         )
         sys.stdout.flush()
 

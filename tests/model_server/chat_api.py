@@ -134,7 +134,7 @@ class _Chunks:
             yield from self._tool_call_frames(step)
         elif isinstance(step, Text):
             yield self.chunk({"role": "assistant", "content": "", "refusal": None})
-            yield from self._text_frames(step.deltas(), step.delay)
+            yield from self._text_frames(step.deltas(), step.delay, step.first_delay)
             yield self.chunk({}, "stop")
         else:
             yield from self._interrupted_frames(step)  # type: ignore[arg-type]
@@ -143,10 +143,12 @@ class _Chunks:
             yield self._sse(None, usage(self.call, step))
         yield b"data: [DONE]\n\n"
 
-    def _text_frames(self, deltas: list[str], delay: float) -> Iterator[Frame]:
+    def _text_frames(self, deltas: list[str], delay: float, first: float = 0.0) -> Iterator[Frame]:
         for index, delta in enumerate(deltas):
             if index and delay:
                 yield Pause(delay)
+            elif not index and first:
+                yield Pause(first)
             yield self.chunk({"content": delta})
 
     def _tool_call_frames(self, step: Step) -> Iterator[Frame]:

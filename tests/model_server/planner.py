@@ -7,6 +7,7 @@ is never eaten by a request that could not have reached the model.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,11 +45,29 @@ def decide(state: ServerState, call: ModelCall) -> Step:
     if scripted is not None:
         return scripted
     if config.mode == "fixed":
-        return Text.of_tokens(config.tokens or FIXED_TOKENS, delay=config.token_delay)
+        count = requested_tokens(call.items) or config.tokens or FIXED_TOKENS
+        return Text.of_tokens(count, delay=config.token_delay, first_delay=config.first_token_delay)
     reply = plan_reply(call.items, call.tools)
     if reply.tool is not None:
         return ToolCall(reply.tool, reply.arguments)
-    return Text(reply.text, tokens=config.tokens, delay=config.token_delay)
+    return Text(
+        reply.text,
+        tokens=config.tokens,
+        delay=config.token_delay,
+        first_delay=config.first_token_delay,
+    )
+
+
+_TOKENS_ASKED = re.compile(r"\[tokens=(\d{1,6})\]")
+
+
+def requested_tokens(items: list[dict[str, Any]]) -> int | None:
+    """N when the last user message says `[tokens=N]`: the benchmark's reply length per turn."""
+    for item in reversed(items):
+        if item.get("role") == "user":
+            found = _TOKENS_ASKED.search(str(item.get("content", "")))
+            return int(found.group(1)) if found and int(found.group(1)) > 0 else None
+    return None
 
 
 def completion_tokens(step: Step) -> int:

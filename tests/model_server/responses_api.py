@@ -150,7 +150,7 @@ class _Events:
         for index, item in enumerate(output):
             if item["type"] == "message":
                 assert isinstance(step, Text)
-                yield from self._message(index, item, step.deltas(), step.delay)
+                yield from self._message(index, item, step)
             else:
                 yield from self._call(index, item)
         final = response_object(
@@ -158,9 +158,8 @@ class _Events:
         )
         yield self.event("response.completed", response=final)
 
-    def _message(
-        self, index: int, item: dict[str, Any], deltas: list[str], delay: float
-    ) -> Iterator[Frame]:
+    def _message(self, index: int, item: dict[str, Any], step: Text) -> Iterator[Frame]:
+        deltas, delay = step.deltas(), step.delay
         where = {"item_id": item["id"], "output_index": index, "content_index": 0}
         yield self.event(
             "response.output_item.added",
@@ -171,6 +170,8 @@ class _Events:
         for number, delta in enumerate(deltas):
             if number and delay:
                 yield Pause(delay)
+            elif not number and step.first_delay:
+                yield Pause(step.first_delay)
             yield self.event("response.output_text.delta", delta=delta, logprobs=[], **where)
         text = "".join(deltas)
         yield self.event("response.output_text.done", text=text, logprobs=[], **where)

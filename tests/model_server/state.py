@@ -33,10 +33,13 @@ class ServerConfig:
         api_key: When set, any other bearer token gets 401 invalid_api_key.
         models: Model ids that exist; others get 404 model_not_found.
         mode: "grammar" answers from the history with the offline grammar; "fixed" answers
-            every request with `tokens` counting tokens ("tok1 tok2 ...").
+            every request with `tokens` counting tokens ("tok1 tok2 ..."), or with N when
+            the last user message says `[tokens=N]` (so one server serves several lengths).
         tokens: Fixed mode: deltas per reply (default 10). Grammar mode: the reply is split
             into at most this many deltas (default: one per word).
         token_delay: Seconds between consecutive deltas of a default reply.
+        first_token_delay: Seconds before the first delta of a default reply (a real model's
+            time to first token).
         context_window: When set, a prompt over this many tokens gets 400
             context_length_exceeded.
     """
@@ -46,6 +49,7 @@ class ServerConfig:
     mode: Mode = "grammar"
     tokens: int | None = None
     token_delay: float = 0.0
+    first_token_delay: float = 0.0
     context_window: int | None = None
 
 

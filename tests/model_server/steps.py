@@ -51,16 +51,18 @@ class Text:
     """A text reply streamed as deltas, with `delay` seconds between consecutive deltas.
 
     By default every word is one delta; `tokens` regroups the words into at most that many.
+    `first_delay` is the wait before the first delta: a real model's time to first token.
     """
 
     text: str
     tokens: int | None = None
     delay: float = 0.0
+    first_delay: float = 0.0
 
     @classmethod
-    def of_tokens(cls, count: int, *, delay: float = 0.0) -> Text:
+    def of_tokens(cls, count: int, *, delay: float = 0.0, first_delay: float = 0.0) -> Text:
         """A reply of exactly `count` deltas, "tok1", " tok2", ...: slow streams for load tests."""
-        return cls(counting_text(count), delay=delay)
+        return cls(counting_text(count), delay=delay, first_delay=first_delay)
 
     def deltas(self) -> list[str]:
         """The streamed pieces; they concatenate to exactly `text`."""

@@ -96,6 +96,33 @@ class TestConcurrency:
         assert max(firsts) < min(ends)
 
 
+class TestFixedReplies:
+    async def test_the_user_message_chooses_the_length(self, model_server, model_client) -> None:
+        """One server serves the benchmark's several reply lengths: `[tokens=N]` asks for N."""
+        model_server.configure(mode="fixed", tokens=2)
+        asked = await model_client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "go [tokens=5]"}]
+        )
+        default = await model_client.responses.create(model=MODEL, input="go")
+        assert asked.choices[0].message.content == "tok1 tok2 tok3 tok4 tok5"
+        assert default.output_text == "tok1 tok2"
+
+    async def test_the_first_token_waits_first_token_delay(
+        self, model_server, model_client
+    ) -> None:
+        """A real model's time to first token, then the usual pace between deltas."""
+        model_server.configure(mode="fixed", tokens=2, first_token_delay=0.3)
+        began = time.monotonic()
+        stream = await model_client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        arrivals = [
+            time.monotonic() async for c in stream if c.choices and c.choices[0].delta.content
+        ]
+        assert len(arrivals) == 2
+        assert arrivals[0] - began >= 0.3
+
+
 class TestLifecycle:
     def test_a_context_manager_server_stops_listening_at_exit(self) -> None:
         with ModelServer(mode="fixed", tokens=2) as server:
