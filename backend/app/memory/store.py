@@ -74,6 +74,9 @@ class AgentMemoryStore:
         # Each thread holds at most one connection, so fewer threads than the pool's size
         # leave room for idle files (and the pool's bound holds whatever they do).
         self._executor = io_executor(max(1, min(io_threads, pool_size)))
+        # Deletes and erasure come in thousands from jobs: their own threads, so a cleanup
+        # never queues ahead of a turn's statements.
+        self._bulk_executor = io_executor(io_threads)
         # One lock per file currently in use in this process; turns hold it, delete waits.
         self._locks: dict[Path, _FileLock] = {}
         make_private_dir(self.root)
@@ -133,7 +136,7 @@ class AgentMemoryStore:
             Whether a database file existed.
         """
         async with self.open(user_id, thread_id, wait_s=wait_s) as memory:
-            return await run_settled(self._executor, lambda: self.remove(memory))
+            return await run_settled(self._bulk_executor, lambda: self.remove(memory))
 
     def remove(self, memory: Memory) -> bool:
         """Remove an open memory's file and sidecars (the open session proves the lock).
@@ -185,7 +188,7 @@ class AgentMemoryStore:
                 memory_files=_remove_tree(live), quarantined_files=_remove_tree(quarantined)
             )
 
-        return await run_settled(self._executor, _erase)
+        return await run_settled(self._bulk_executor, _erase)
 
     def iter_sessions(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:
         """Every memory file under the root as (user_id, thread_id, path)."""

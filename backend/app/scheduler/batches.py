@@ -15,10 +15,11 @@ from app.models import Thread
 from app.scheduler.context import JobContext
 from app.services import leases
 
-# Files a job deletes at once. Each delete runs in one of the memory store's few threads
-# (closing the file's pooled connection, four unlinks): two overlap their disk waits and still
-# leave a thread free for the turns the worker serves meanwhile.
-FILES_IN_FLIGHT = 2
+# Files a job deletes at once. Each delete hops to a thread of the store (closing the file's
+# pooled connection, four unlinks); one at a time, the hop would dominate (5,000 files took
+# 5.4 s against 2.0 s on the loop). The SQLite store deletes in threads of their own, so
+# these never queue ahead of a turn's statements.
+FILES_IN_FLIGHT = 8
 
 
 async def claimed_batches(
