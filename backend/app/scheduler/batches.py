@@ -79,23 +79,30 @@ async def present_here(
 async def delete_files(ctx: JobContext, pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> int:
     """Delete the memory files of `pairs` (thread id, user id), FILES_IN_FLIGHT at a time.
 
+    A few workers share one iterator rather than a task per file: a batch of 500 tasks at
+    once allocated enough to set off full garbage collections that held the loop ~0.4 s.
+
     Returns:
         How many of them had a file.
 
     Raises:
-        The first failure, once every delete has finished.
+        The first failure, once every worker has stopped.
     """
-    gate = asyncio.Semaphore(FILES_IN_FLIGHT)
+    remaining = iter(pairs)
+    found = 0
 
-    async def _delete(thread_id: uuid.UUID, user_id: uuid.UUID) -> bool:
-        async with gate:
-            return await ctx.memory_store.delete(user_id, thread_id)
+    async def _worker() -> None:
+        nonlocal found
+        for thread_id, user_id in remaining:
+            found += await ctx.memory_store.delete(user_id, thread_id)
 
-    outcomes = await asyncio.gather(*(_delete(t, u) for t, u in pairs), return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(_worker() for _ in range(FILES_IN_FLIGHT)), return_exceptions=True
+    )
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    return sum(1 for outcome in outcomes if outcome is True)
+    return found
 
 
 async def release_lease(ctx: JobContext, lease_id: uuid.UUID, ids: list[uuid.UUID]) -> None:
