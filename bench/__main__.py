@@ -41,6 +41,8 @@ class Plan:
     w2_reps: int = 150
     w3_conversations: int = 64
     w3_turns: int = 50
+    w3_wide_conversations: int = 500  # one process, far more conversations than the pool
+    w3_wide_turns: int = 10
     w3_reps: int = 2
     w5_reps: int = 50
     w6_conversations: int = 10_000
@@ -72,6 +74,7 @@ QUICK = Plan(
     w1_reps=20,
     w2_reps=15,
     w3_turns=5,
+    w3_wide_turns=2,
     w3_reps=1,
     w5_reps=5,
     w6_conversations=1_000,
@@ -155,8 +158,11 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
                 names,
                 root,
                 url,
-                conversations=plan.w3_conversations,
-                turns=plan.w3_turns,
+                modes=(
+                    (1, plan.w3_conversations, plan.w3_turns),
+                    (1, plan.w3_wide_conversations, plan.w3_wide_turns),
+                    (4, plan.w3_conversations, plan.w3_turns),
+                ),
                 reps=plan.w3_reps,
             ),
         ),

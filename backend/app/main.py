@@ -38,7 +38,7 @@ from app.db import SessionMaker
 from app.errors import register_exception_handlers
 from app.logging import configure_logging
 from app.loop_monitor import LoopLagProbe
-from app.memory import AgentMemoryStore
+from app.memory import AgentMemoryStore, off_loop
 from app.metrics import THREADS_FREED_AT_START, MetricsMiddleware, mark_worker_exited
 from app.middleware import BodySizeLimitMiddleware
 from app.node import NodeIdentity, join_node
@@ -140,7 +140,7 @@ async def _serving(
     await turn_runner.aclose()
     if compactor is not None:
         await compactor.aclose()
-    memory_store.close()
+    await off_loop(memory_store.close)  # each close checkpoints a file
 
 
 def _resume_search_rebuild(scheduler: AsyncIOScheduler | None, ctx: JobContext) -> None:

@@ -62,11 +62,10 @@ async def test_single_conversation_workloads_run(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_throughput_runs_in_spawned_workers(tmp_path: Path) -> None:
-    rows, raw = w3_w4(
-        ["A", "T"], tmp_path, None, conversations=4, turns=3, reps=1, proc_modes=(1, 2)
-    )
+    rows, raw = w3_w4(["A", "T"], tmp_path, None, modes=((1, 4, 3), (1, 6, 2), (2, 4, 3)), reps=1)
     assert all(r.value.startswith("err 0, lost 0") for r in rows if r.workload == "3")
-    assert raw["runs"]["T/2p"][0]["turns"] == 12
+    assert raw["runs"]["T/2p/4c"][0]["turns"] == 12
+    assert raw["runs"]["T/1p/6c"][0]["turns"] == 12
     assert all(run[0]["fd_peak_per_process"] for run in raw["runs"].values())
 
 

@@ -258,6 +258,6 @@ class TestFiles:
                 await memory.get_items(limit=20)
         assert len(list(store.iter_sessions())) == 300
         # At most the pool's idle files stay open, 3 descriptors each (db, WAL, shm).
-        assert open_fds() - before <= 3 * store._pool.max_idle
+        assert open_fds() - before <= 3 * store._pool.size
         store.close()
         assert open_fds() - before <= 2

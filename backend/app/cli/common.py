@@ -55,6 +55,7 @@ async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
         resolve_model,
     )
     from app.logging import configure_logging
+    from app.memory import off_loop
 
     configure_logging(settings)
     configure_tracing(settings)  # a summary the sweep makes is traced only if opted in
@@ -66,7 +67,7 @@ async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
         finally:
             if compactor is not None:
                 await compactor.aclose()
-            store.close()
+            await off_loop(store.close)  # each close checkpoints a file
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from app.memory.errors import (
     is_corruption,
 )
 from app.memory.files import file_bytes
+from app.memory.offload import off_loop
 from app.memory.protocol import Memory, MemoryStore
 from app.memory.pruning import PruneResult
 from app.memory.session import MemoryMark, MemorySession, MemoryStats
@@ -40,5 +41,6 @@ __all__ = [
     "StoredSummary",
     "file_bytes",
     "is_corruption",
+    "off_loop",
     "summary_item",
 ]

@@ -1,8 +1,11 @@
 """`FileAccess`: running statements on one memory file, and its upkeep.
 
-Statements run on the event loop instead of hopping to a worker thread per call: they touch
-one small local file and take microseconds. A lock held by another process is waited out with
-`await asyncio.sleep` (bounded by the busy timeout), never by blocking the loop.
+Each call's statements run as one batch in the store's worker threads (`memory.offload`):
+borrowing the connection (which may open the file and close another), the statements, any
+commit, and giving it back. A commit can sync a new WAL's header and a close checkpoints, so
+none of it may run on the event loop that serves every stream. A lock held by another
+process is waited out with `await asyncio.sleep` between attempts (bounded by the busy
+timeout), never by blocking a thread or the loop.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -23,6 +27,7 @@ from app.memory.errors import (
     unavailable,
 )
 from app.memory.files import decode_exact, file_bytes
+from app.memory.offload import run_settled
 
 if TYPE_CHECKING:
     from app.memory.pool import ConnectionPool, PooledConnection
@@ -46,12 +51,19 @@ class FileAccess:
     """
 
     def __init__(
-        self, pool: ConnectionPool, session_id: str, path: Path, *, busy_timeout_s: float
+        self,
+        pool: ConnectionPool,
+        session_id: str,
+        path: Path,
+        *,
+        busy_timeout_s: float,
+        executor: Executor | None = None,
     ) -> None:
         self.session_id = session_id
         self.path = path
         self._pool: ConnectionPool | None = pool
         self._busy_timeout_s = busy_timeout_s
+        self._executor = executor
 
     async def check(self) -> None:
         """Read every row of the session once, so a damaged file is found before a turn uses it.
@@ -126,13 +138,15 @@ class FileAccess:
 
     async def stats(self) -> MemoryStats:
         """Item count and bytes on disk (database plus WAL), for PostgreSQL bookkeeping."""
-        count, last_id = await self._run(
-            lambda c: c.execute(
+
+        def _stats(c: sqlite3.Connection) -> MemoryStats:
+            count, last_id = c.execute(
                 "SELECT count(*), coalesce(max(id), 0) FROM agent_messages WHERE session_id = ?",
                 (self.session_id,),
             ).fetchone()
-        )
-        return MemoryStats(items=int(count), bytes=file_bytes(self.path), last_id=int(last_id))
+            return MemoryStats(items=int(count), bytes=file_bytes(self.path), last_id=int(last_id))
+
+        return await self._run(_stats)
 
     def _require_open(self) -> ConnectionPool:
         if self._pool is None:
@@ -144,17 +158,21 @@ class FileAccess:
         return await self._run_pooled(lambda pooled: op(pooled.conn))
 
     async def _run_pooled(self, op: Callable[[PooledConnection], _T]) -> _T:
-        """Run `op`, yielding the event loop while another process holds the write lock."""
+        """Run `op` in a worker thread; between attempts, wait out another process's lock."""
         pool = self._require_open()
         deadline = time.monotonic() + self._busy_timeout_s
         delay = 0.005
+
+        def _batch() -> _T:
+            pooled = pool.borrow(self.path)
+            try:
+                return op(pooled)
+            finally:
+                pool.give_back(self.path, pooled)
+
         while True:
             try:
-                pooled = pool.borrow(self.path)
-                try:
-                    return op(pooled)
-                finally:
-                    pool.give_back(self.path, pooled)
+                return await run_settled(self._executor, _batch)
             except (sqlite3.Error, OSError) as e:
                 failure = classify(e)
                 if failure is MemoryFailure.UNAVAILABLE:

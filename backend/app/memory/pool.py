@@ -1,11 +1,12 @@
-"""A bounded pool of idle SQLite connections to memory files, least recently used first.
+"""A bounded pool of SQLite connections to memory files, least recently used evicted first.
 
 Why: opening a memory file per turn costs more than everything else the store does in a
 turn. Closing the last connection to a WAL database checkpoints it and deletes its `-wal` and
 `-shm` files, and the next open creates them again (measured: 1.6-4 ms against 0.4 ms with the
 connection kept). So connections are borrowed for the length of one statement batch and kept
-afterwards, up to `max_idle` files; each idle file costs 3 descriptors (database, WAL, shared
-memory), which bounds descriptors however many threads are served.
+afterwards; at most `size` are open at once, idle or borrowed, and each costs 3 descriptors
+(database, WAL, shared memory), which bounds descriptors however many threads are served.
+All of it runs in the store's worker threads, never on the event loop (`memory.offload`).
 
 A pooled connection is only reused while the file looks exactly as this connection left it
 (device, inode, size, modification time). If another process deleted or replaced the file,
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,11 +42,22 @@ class PooledConnection:
 
 
 class ConnectionPool:
-    """Hands out one connection per memory file; keeps at most `max_idle` idle ones."""
+    """At most `size` connections open at once (idle or borrowed), one per memory file.
 
-    def __init__(self, max_idle: int) -> None:
-        self.max_idle = max_idle
+    Thread-safe: statements run in the store's worker threads (see `memory.offload`), which
+    borrow and give back concurrently. The bookkeeping is under a lock; opening, checking
+    and closing files happen outside it, in the calling (worker) thread, never on the loop.
+
+    The bound counts borrowed connections too, so descriptors stay within `3 * size` however
+    many threads borrow: a miss at the bound closes the least recently used idle connection
+    before it opens its own.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
         self._idle: OrderedDict[Path, PooledConnection] = OrderedDict()
+        self._open = 0  # idle + borrowed
+        self._lock = threading.Lock()
 
     def borrow(self, path: Path) -> PooledConnection:
         """An idle connection to `path` if it still names the same file, else a new one.
@@ -53,53 +66,85 @@ class ConnectionPool:
             sqlite3.DatabaseError: the file cannot be opened as a database (or is busy).
             MemoryVersionError: the file is in a newer format than this code reads.
         """
-        pooled = self._idle.pop(path, None)
-        if pooled is not None and _file_id(path) == pooled.file_id:
-            try:
-                # Another process may have upgraded the file since (a newer Threadkeeper in
-                # a rolling deploy): a header read, cached until the file changes.
-                refuse_newer(file_version(pooled.conn))
-            except BaseException:
+        evicted: PooledConnection | None = None
+        with self._lock:
+            pooled = self._idle.pop(path, None)
+            if pooled is None:
+                if self._open >= self.size and self._idle:
+                    _, evicted = self._idle.popitem(last=False)
+                else:
+                    self._open += 1  # a new slot; an evicted one's slot is reused instead
+        try:
+            if evicted is not None:
+                evicted.conn.close()  # checkpoints and deletes its sidecars: in this thread
+            if pooled is not None:
+                if _file_id(path) == pooled.file_id:
+                    # Another process may have upgraded the file since (a newer Threadkeeper
+                    # in a rolling deploy): a header read, cached until the file changes.
+                    refuse_newer(file_version(pooled.conn))
+                    return pooled
+                pooled.conn.close()  # replaced or deleted by someone else: open it afresh
+            return _connect(path)
+        except BaseException:
+            if pooled is not None:
                 pooled.conn.close()
-                raise
-            return pooled
-        if pooled is not None:
-            pooled.conn.close()
-        return _connect(path)
+            self._release_slot()
+            raise
 
     def give_back(self, path: Path, pooled: PooledConnection) -> None:
-        """Return a connection after use; the least recently used beyond the cap is closed."""
+        """Return a borrowed connection (in the thread that used it), to be reused."""
         if pooled.conn.in_transaction:
             pooled.conn.rollback()
         file_id = _file_id(path)
         if file_id is None:  # deleted while in use: never reuse this connection
             pooled.conn.close()
+            self._release_slot()
             return
         pooled.file_id = file_id
-        self._idle[path] = pooled
-        self._idle.move_to_end(path)
-        while len(self._idle) > self.max_idle:
-            _, oldest = self._idle.popitem(last=False)
-            oldest.conn.close()
+        with self._lock:
+            previous = self._idle.pop(path, None)
+            self._idle[path] = pooled
+        if previous is not None:  # never happens under the store's file lock; kept bounded
+            previous.conn.close()
+            self._release_slot()
 
     def discard(self, path: Path) -> None:
         """Close the idle connection to `path` (before its file is deleted or moved)."""
-        pooled = self._idle.pop(path, None)
+        with self._lock:
+            pooled = self._idle.pop(path, None)
         if pooled is not None:
             pooled.conn.close()
+            self._release_slot()
 
     def discard_under(self, directory: Path) -> None:
         """Close every idle connection to a file under `directory` (before it is removed)."""
-        for path in [p for p in self._idle if directory in p.parents]:
+        with self._lock:
+            paths = [p for p in self._idle if directory in p.parents]
+        for path in paths:
             self.discard(path)
 
     def close_all(self) -> None:
-        while self._idle:
-            _, pooled = self._idle.popitem()
+        """Close every idle connection (at shutdown)."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return
+                _, pooled = self._idle.popitem()
             pooled.conn.close()
+            self._release_slot()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now, idle or borrowed."""
+        return self._open
 
     def __len__(self) -> int:
+        """Idle connections."""
         return len(self._idle)
+
+    def _release_slot(self) -> None:
+        with self._lock:
+            self._open -= 1
 
 
 def _file_id(path: Path) -> FileId | None:

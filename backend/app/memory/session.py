@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -70,8 +71,9 @@ class MemorySession(FileAccess):
         *,
         busy_timeout_s: float,
         session_settings: SessionSettings | None = None,
+        executor: Executor | None = None,
     ) -> None:
-        super().__init__(pool, session_id, path, busy_timeout_s=busy_timeout_s)
+        super().__init__(pool, session_id, path, busy_timeout_s=busy_timeout_s, executor=executor)
         self.session_settings: SessionSettings | None = session_settings or SessionSettings()
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:

@@ -82,8 +82,8 @@ async def compaction_snapshot(
                 )
                 return True
 
-        # One synchronous transaction on the event loop: a cancellation cannot land between
-        # its commit and our answer (the SDK's stores need `_await_mutation` for that).
+        # One transaction in a worker thread; a cancellation meanwhile is raised only after
+        # it committed or rolled back (`run_settled`, the SDK stores' `_await_mutation`).
         return await memory._run(replace)
 
     return CompactionSnapshot([i for i in items if i is not None], complete, replace_suffix)

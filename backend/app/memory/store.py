@@ -4,10 +4,11 @@ The files keep the SDK's own schema (`agent_sessions`, `agent_messages`), so the
 `agents.SQLiteSession` can open any of them. The store differs from the stock class in how
 it uses them, by measurement (see the README's Performance section):
 
-- A bounded pool of idle connections (`memory.pool`): hot threads skip the cost of reopening
+- A bounded pool of connections (`memory.pool`): hot threads skip the cost of reopening
   their file, and descriptors stay bounded however many threads are served.
-- Statements run on the event loop instead of hopping to a worker thread per call (see
-  `memory.session`).
+- Everything that touches a file (statements, commits, opening and closing files, deletes,
+  quarantine moves) runs in a few worker threads owned by the store (`memory.offload`), one
+  hop per statement batch, so the event loop never waits on the disk.
 - `synchronous=NORMAL` in WAL mode: a power loss may drop the last commits, never corrupt the
   file. That is acceptable because PostgreSQL is the durable log and memory is rebuilt from it.
 """
@@ -25,6 +26,7 @@ from agents.memory import SessionSettings
 
 from app.memory.errors import MemoryInUseError
 from app.memory.files import SIDECAR_SUFFIXES, make_private_dir
+from app.memory.offload import DEFAULT_IO_THREADS, io_executor, run_settled
 from app.memory.pool import ConnectionPool
 from app.memory.protocol import Memory
 from app.memory.session import MemorySession
@@ -47,7 +49,8 @@ class ErasedFiles:
     quarantined_files: int
 
 
-# Idle files kept open per process: 3 descriptors each (database, WAL, shared memory).
+# Files open at once per process, idle or in use: 3 descriptors each (database, WAL, shared
+# memory), so 48 at most, beside a worker's dozen of its own (W4's bound is 64).
 DEFAULT_POOL_SIZE = 16
 QUARANTINE_DIR = "_quarantine"
 
@@ -62,11 +65,18 @@ class AgentMemoryStore:
         busy_timeout_ms: int = 2_000,
         session_settings: SessionSettings | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        io_threads: int = DEFAULT_IO_THREADS,
     ) -> None:
         self.root = root
         self._busy_timeout_s = busy_timeout_ms / 1000
         self._session_settings = session_settings
-        self._pool = ConnectionPool(max_idle=pool_size)
+        self._pool = ConnectionPool(size=pool_size)
+        # Each thread holds at most one connection, so fewer threads than the pool's size
+        # leave room for idle files (and the pool's bound holds whatever they do).
+        self._executor = io_executor(max(1, min(io_threads, pool_size)))
+        # Deletes and erasure come in thousands from jobs: their own threads, so a cleanup
+        # never queues ahead of a turn's statements.
+        self._bulk_executor = io_executor(io_threads)
         # One lock per file currently in use in this process; turns hold it, delete waits.
         self._locks: dict[Path, _FileLock] = {}
         make_private_dir(self.root)
@@ -107,6 +117,7 @@ class AgentMemoryStore:
                 path,
                 busy_timeout_s=self._busy_timeout_s,
                 session_settings=self._session_settings,
+                executor=self._executor,
             )
             try:
                 yield memory
@@ -125,10 +136,13 @@ class AgentMemoryStore:
             Whether a database file existed.
         """
         async with self.open(user_id, thread_id, wait_s=wait_s) as memory:
-            return self.remove(memory)
+            return await run_settled(self._bulk_executor, lambda: self.remove(memory))
 
     def remove(self, memory: Memory) -> bool:
         """Remove an open memory's file and sidecars (the open session proves the lock).
+
+        It closes a connection and unlinks files: call it off the event loop (`delete` does;
+        other callers use `memory.offload.off_loop`).
 
         Returns:
             Whether a database file existed.
@@ -141,7 +155,8 @@ class AgentMemoryStore:
         """Move an open memory's unusable file and sidecars aside (never delete: evidence).
 
         Takes the open `MemorySession` as proof that the caller holds the file's lock; the
-        session stays usable and opens a new, empty file on its next statement.
+        session stays usable and opens a new, empty file on its next statement. It moves
+        files: call it off the event loop (`memory.offload.off_loop`).
 
         Returns:
             Where the database file went, or None when there was no file.
@@ -166,11 +181,14 @@ class AgentMemoryStore:
         if not isinstance(user_id, uuid.UUID):
             raise TypeError("memory paths are built from uuid.UUID values only")
         live, quarantined = self.root / str(user_id), self.root / QUARANTINE_DIR / str(user_id)
-        self._pool.discard_under(live)
-        return ErasedFiles(
-            memory_files=await asyncio.to_thread(_remove_tree, live),
-            quarantined_files=await asyncio.to_thread(_remove_tree, quarantined),
-        )
+
+        def _erase() -> ErasedFiles:
+            self._pool.discard_under(live)
+            return ErasedFiles(
+                memory_files=_remove_tree(live), quarantined_files=_remove_tree(quarantined)
+            )
+
+        return await run_settled(self._bulk_executor, _erase)
 
     def iter_sessions(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:
         """Every memory file under the root as (user_id, thread_id, path)."""
@@ -214,7 +232,9 @@ class AgentMemoryStore:
                 del self._locks[path]
 
     def close(self) -> None:
-        """Close the pooled connections (at shutdown)."""
+        """Close the pooled connections (at shutdown; each close checkpoints its file, so
+        the server calls this off the loop). The store stays usable: the pool refills, and
+        its idle worker threads end with it."""
         self._pool.close_all()
 
 

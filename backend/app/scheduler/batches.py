@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,8 +15,11 @@ from app.models import Thread
 from app.scheduler.context import JobContext
 from app.services import leases
 
-# Files deleted between yields to the event loop (each unlink is ~20-60 us).
-YIELD_EVERY_FILES = 8
+# Files a job deletes at once. Each delete hops to a thread of the store (closing the file's
+# pooled connection, four unlinks); one at a time, the hop would dominate (5,000 files took
+# 5.4 s against 2.0 s on the loop). The SQLite store deletes in threads of their own, so
+# these never queue ahead of a turn's statements.
+FILES_IN_FLIGHT = 8
 
 
 async def claimed_batches(
@@ -70,6 +74,35 @@ async def present_here(
         kept = {c for c, _ in here}
         await release_lease(ctx, lease_id, [c for c, _ in batch if c not in kept])
     return here
+
+
+async def delete_files(ctx: JobContext, pairs: list[tuple[uuid.UUID, uuid.UUID]]) -> int:
+    """Delete the memory files of `pairs` (thread id, user id), FILES_IN_FLIGHT at a time.
+
+    A few workers share one iterator rather than a task per file: a batch of 500 tasks at
+    once allocated enough to set off full garbage collections that held the loop ~0.4 s.
+
+    Returns:
+        How many of them had a file.
+
+    Raises:
+        The first failure, once every worker has stopped.
+    """
+    remaining = iter(pairs)
+    found = 0
+
+    async def _worker() -> None:
+        nonlocal found
+        for thread_id, user_id in remaining:
+            found += await ctx.memory_store.delete(user_id, thread_id)
+
+    outcomes = await asyncio.gather(
+        *(_worker() for _ in range(FILES_IN_FLIGHT)), return_exceptions=True
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return found
 
 
 async def release_lease(ctx: JobContext, lease_id: uuid.UUID, ids: list[uuid.UUID]) -> None:

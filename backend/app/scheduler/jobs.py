@@ -18,7 +18,6 @@ node has superseded and those of expired threads.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from datetime import timedelta
@@ -32,8 +31,8 @@ from app.memory import MemoryVersionError
 from app.models import MemoryState, Thread
 from app.models.base import utc_now
 from app.scheduler.batches import (
-    YIELD_EVERY_FILES,
     claimed_batches,
+    delete_files,
     local_threads,
     present_here,
     release_lease,
@@ -71,10 +70,7 @@ async def cleanup(
         return {"dry_run": True, "would_delete": count, "cutoff": cutoff.isoformat()}
     lease_id, deleted, batches = uuid.uuid4(), 0, 0
     async for batch in claimed_batches(ctx, expired, lease_id=lease_id):
-        for done, (thread_id, user_id) in enumerate(batch, 1):
-            await ctx.memory_store.delete(user_id, thread_id)
-            if done % YIELD_EVERY_FILES == 0:
-                await asyncio.sleep(0)  # let live turns run: a batch must not stall the loop
+        await delete_files(ctx, batch)  # off the loop, a couple at a time
         await _mark_expired(ctx, lease_id, [thread_id for thread_id, _ in batch])
         deleted, batches = deleted + len(batch), batches + 1
         logger.info("cleanup: %d memory files deleted so far (batch %d)", deleted, batches)

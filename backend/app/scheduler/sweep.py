@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -10,8 +9,9 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from app.db import session_scope
+from app.memory import off_loop
 from app.models import MemoryState, Thread
-from app.scheduler.batches import YIELD_EVERY_FILES, local_threads, release_lease
+from app.scheduler.batches import delete_files, local_threads, release_lease
 from app.scheduler.context import JobContext
 from app.services import leases
 
@@ -29,7 +29,9 @@ async def sweep_orphans(ctx: JobContext, *, remove: bool = True) -> dict[str, An
             without a file expired (they rebuild from the log on their next turn); False
             only reports.
     """
-    files = {thread_id: user_id for user_id, thread_id, _ in ctx.memory_store.iter_sessions()}
+    # A directory walk over every user's files: in a thread, not on the loop.
+    found = await off_loop(lambda: list(ctx.memory_store.iter_sessions()))
+    files = {thread_id: user_id for user_id, thread_id, _ in found}
     async with ctx.sessionmaker() as db:
         rows = (
             await db.exec(
@@ -84,15 +86,12 @@ def _superseded_sql(ctx: JobContext) -> sa.ColumnElement[bool]:
 async def _remove_stale(ctx: JobContext, stale_ids: list[uuid.UUID]) -> int:
     if not stale_ids:
         return 0
-    lease_id, removed = uuid.uuid4(), 0
+    lease_id = uuid.uuid4()
     async with session_scope(ctx.sessionmaker) as db:
         claimed = await leases.claim_batch(
             db, stale_ids, _superseded_sql(ctx), holder=lease_id, incarnation=ctx.incarnation
         )
-    for done, (thread_id, user_id) in enumerate(claimed, 1):
-        removed += await ctx.memory_store.delete(user_id, thread_id)
-        if done % YIELD_EVERY_FILES == 0:
-            await asyncio.sleep(0)
+    removed = await delete_files(ctx, claimed)
     await release_lease(ctx, lease_id, [thread_id for thread_id, _ in claimed])
     return removed
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from agents.items import TResponseInputItem
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.memory import Memory, MemoryMark, MemoryStore, is_corruption
+from app.memory import Memory, MemoryMark, MemoryStore, is_corruption, off_loop
 from app.memory.log_items import items_from_log, newest_whole_turns, user_item
 from app.metrics import RECOVERIES
 from app.models import MemoryState, Message, MessageRole, Thread
@@ -104,7 +104,7 @@ async def _corrupt(store: MemoryStore, memory: Memory, thread: Thread, *, dry_ru
         if not is_corruption(e):
             raise
         if not dry_run:
-            moved = store.quarantine(memory)
+            moved = await off_loop(store.quarantine, memory)  # moves files: off the loop
             logger.warning(
                 "Quarantined unusable memory of thread %s (%s) to %s",
                 thread.id,
