@@ -33,6 +33,11 @@ class Compaction(StrEnum):
     SUMMARY = "summary"
 
 
+class MemoryBackend(StrEnum):
+    SQLITE = "sqlite"  # one file per user per thread under AGENT_SESSION_DIR (node-local)
+    POSTGRES = "postgres"  # the sdk_agent_* tables of DATABASE_URL (shared by every node)
+
+
 class OpenAIApi(StrEnum):
     RESPONSES = "responses"
     CHAT_COMPLETIONS = "chat_completions"
@@ -85,7 +90,8 @@ class Settings(BaseSettings):
     DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: Annotated[int, Field(ge=0, le=3600)] = 60
     AUTO_MIGRATE: bool = False
 
-    # Agent memory (SQLite, one file per user per thread).
+    # Agent memory: where it lives (see the README's "Memory backends"), then its limits.
+    AGENT_MEMORY_BACKEND: MemoryBackend = MemoryBackend.SQLITE
     AGENT_SESSION_DIR: Path | None = None
     AGENT_SESSION_MAX_MESSAGES: Annotated[int, Field(ge=2)] = 200
     AGENT_SESSION_READ_LIMIT: PositiveInt = 100

@@ -17,28 +17,17 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from agents.memory import SessionSettings
 
-from app.memory.errors import MemoryInUseError
 from app.memory.files import SIDECAR_SUFFIXES, make_private_dir
+from app.memory.holds import MemoryHolds
 from app.memory.pool import ConnectionPool
 from app.memory.protocol import Memory
 from app.memory.session import MemorySession
-
-BUSY_MESSAGE = "A reply is already being generated in this thread; try again when it ends"
-
-
-@dataclass
-class _FileLock:
-    """The in-process lock of one memory file, and who is using it."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0  # holders and waiters; the entry goes when the last one leaves
-    turn_holds: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,7 +57,7 @@ class AgentMemoryStore:
         self._session_settings = session_settings
         self._pool = ConnectionPool(max_idle=pool_size)
         # One lock per file currently in use in this process; turns hold it, delete waits.
-        self._locks: dict[Path, _FileLock] = {}
+        self._holds = MemoryHolds()
         make_private_dir(self.root)
 
     def path_for(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> Path:
@@ -100,7 +89,7 @@ class AgentMemoryStore:
         """
         path = self.path_for(user_id, thread_id)
         refuse = refuse_if_turn or for_turn
-        async with self._file_lock(path, wait_s=wait_s, for_turn=for_turn, refuse_if_turn=refuse):
+        async with self._holds.hold(path, wait_s=wait_s, for_turn=for_turn, refuse_if_turn=refuse):
             memory = MemorySession(
                 self._pool,
                 str(thread_id),
@@ -113,7 +102,8 @@ class AgentMemoryStore:
             finally:
                 memory._close()
 
-    def exists(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> bool:
+    async def exists(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> bool:
+        """Whether the thread's file exists (a stat: microseconds, on the loop)."""
         return self.path_for(user_id, thread_id).exists()
 
     async def delete(
@@ -125,9 +115,9 @@ class AgentMemoryStore:
             Whether a database file existed.
         """
         async with self.open(user_id, thread_id, wait_s=wait_s) as memory:
-            return self.remove(memory)
+            return await self.remove(memory)
 
-    def remove(self, memory: Memory) -> bool:
+    async def remove(self, memory: Memory) -> bool:
         """Remove an open memory's file and sidecars (the open session proves the lock).
 
         Returns:
@@ -137,7 +127,7 @@ class AgentMemoryStore:
         self._pool.discard(path)
         return _unlink_with_sidecars(path)
 
-    def quarantine(self, memory: Memory) -> Path | None:
+    async def quarantine(self, memory: Memory) -> Path | None:
         """Move an open memory's unusable file and sidecars aside (never delete: evidence).
 
         Takes the open `MemorySession` as proof that the caller holds the file's lock; the
@@ -172,7 +162,13 @@ class AgentMemoryStore:
             quarantined_files=await asyncio.to_thread(_remove_tree, quarantined),
         )
 
-    def iter_sessions(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:
+    async def iter_sessions(self) -> AsyncIterator[tuple[uuid.UUID, uuid.UUID]]:
+        """Every memory file under the root as (user_id, thread_id); the directory is listed
+        in a worker thread (thousands of files must not hold up the event loop)."""
+        for user_id, thread_id, _ in await asyncio.to_thread(lambda: list(self.iter_files())):
+            yield user_id, thread_id
+
+    def iter_files(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:
         """Every memory file under the root as (user_id, thread_id, path)."""
         for user_dir in self.root.iterdir() if self.root.exists() else ():
             user_id = _parse_uuid(user_dir.name)
@@ -186,32 +182,6 @@ class AgentMemoryStore:
     def free_bytes(self) -> int:
         """Free space on the memory directory's file system (a statvfs: microseconds)."""
         return shutil.disk_usage(self.root).free
-
-    @asynccontextmanager
-    async def _file_lock(
-        self, path: Path, *, wait_s: float | None, for_turn: bool, refuse_if_turn: bool
-    ) -> AsyncIterator[None]:
-        """Hold the file's in-process lock (see `open` for who waits and who is refused)."""
-        entry = self._locks.setdefault(path, _FileLock())
-        entry.users += 1
-        try:
-            if refuse_if_turn and entry.turn_holds:
-                raise MemoryInUseError(BUSY_MESSAGE)
-            try:
-                async with asyncio.timeout(wait_s):
-                    await entry.lock.acquire()
-            except TimeoutError:
-                raise MemoryInUseError(BUSY_MESSAGE) from None
-            entry.turn_holds = for_turn
-            try:
-                yield
-            finally:
-                entry.turn_holds = False
-                entry.lock.release()
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[path]
 
     def close(self) -> None:
         """Close the pooled connections (at shutdown)."""

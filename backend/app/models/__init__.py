@@ -1,5 +1,6 @@
 """Every table model, re-exported so `SQLModel.metadata` is complete for Alembic."""
 
+from app.models.agent_memory import agent_session_messages, agent_sessions
 from app.models.chatkit_item import ChatKitItem
 from app.models.maintenance import (
     MaintenanceRun,
@@ -30,6 +31,8 @@ from app.models.turn import Turn, TurnStatus
 from app.models.user import User
 
 __all__ = [
+    "agent_session_messages",
+    "agent_sessions",
     "ChatKitItem",
     "MaintenanceRun",
     "MaintenanceRunPublic",

@@ -29,7 +29,7 @@ async def sweep_orphans(ctx: JobContext, *, remove: bool = True) -> dict[str, An
             without a file expired (they rebuild from the log on their next turn); False
             only reports.
     """
-    files = {thread_id: user_id for user_id, thread_id, _ in ctx.memory_store.iter_sessions()}
+    files = {thread_id: user_id async for user_id, thread_id in ctx.memory_store.iter_sessions()}
     async with ctx.sessionmaker() as db:
         rows = (
             await db.exec(

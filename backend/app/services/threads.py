@@ -172,7 +172,7 @@ async def delete_thread(
             lease=leases.DELETE_LEASE,
         )
         try:
-            memory_store.remove(memory)
+            await memory_store.remove(memory)
             await db.exec(
                 sa.delete(Thread).where(col(Thread.id) == thread_id, leases.held_by(holder))
             )
