@@ -64,8 +64,10 @@ class PostgresMemory:
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in autocommit, for one statement (or reads that need no snapshot):
+        no BEGIN and no ROLLBACK round trips around it."""
         async with self._require_open().connect() as conn:
-            yield conn
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[tuple[AsyncConnection, int | None]]:
@@ -112,14 +114,13 @@ class PostgresMemory:
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Append items: one statement, in autocommit (one round trip)."""
-        engine = self._require_open()
+        self._require_open()
         if not items:
             return
         data = [encode(item) for item in items]
         with MEMORY_WRITE.time():
-            async with engine.connect() as conn:
-                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await auto.execute(ADD_ITEMS, {**self._ids, "data": data})
+            async with self._read() as conn:
+                await conn.execute(ADD_ITEMS, {**self._ids, "data": data})
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item (damaged newest rows are dropped on the way)."""
@@ -230,7 +231,7 @@ class PostgresMemory:
 
     async def head(self) -> MemoryHead:
         """The summary memory holds, and its oldest turns (for compaction)."""
-        async with self._read() as conn:
+        async with self._require_open().begin() as conn:  # one snapshot for its statements
             return await read_pg_head(conn, self.session_id)
 
     async def put_summary(self, summary: StoredSummary, *, generation: int) -> None:
