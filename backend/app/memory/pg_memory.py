@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
+import orjson
 import sqlalchemy as sa
 from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.memory.access import MemoryStats
 from app.memory.errors import MemoryCorruptError
-from app.memory.files import decode, decode_exact, encode
+from app.memory.files import LONG_INTEGER, decode, decode_exact, encode
 from app.memory.pg_rows import (
     ADD_ITEMS,
     DROP_SUMMARY,
@@ -92,12 +93,43 @@ class PostgresMemory:
         with MEMORY_READ.time():
             window = limit
             async with self._read() as conn:
+                fast = await self._read_as_array(conn, limit)
+                if fast is not None:
+                    return fast
                 while True:
                     rows = await self._rows(conn, window)
                     items = [item for (data,) in rows if (item := decode(data)) is not None]
                     if window is None or len(items) >= window or len(rows) < window:
                         return items if limit is None else items[-limit:] if limit > 0 else []
                     window *= 2
+
+    async def _read_as_array(
+        self, conn: AsyncConnection, limit: int | None
+    ) -> list[TResponseInputItem] | None:
+        """The window as one JSON array built by PostgreSQL, decoded once (most of a read is
+        decoding); None when a row is not plain JSON (the caller decodes row by row)."""
+        window = "" if limit is None else "DESC LIMIT :n"
+        count, text = (
+            await conn.execute(
+                sa.text(
+                    "SELECT count(*), '[' || coalesce(string_agg(d, ',' ORDER BY i), '') || ']' "
+                    "FROM (SELECT id AS i, message_data AS d FROM sdk_agent_session_messages "
+                    f"WHERE session_id = :s ORDER BY id {window}) AS w"
+                ),
+                {**self._ids, "n": max(limit or 0, 0)},
+            )
+        ).one()
+        if LONG_INTEGER.search(text):
+            return None  # orjson reads integers beyond 64 bits as floats
+        try:
+            items = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(items, list) or len(items) != count:
+            return None
+        if not all(isinstance(i, dict) for i in items):
+            return None
+        return cast(list[TResponseInputItem], items)
 
     async def _rows(self, conn: AsyncConnection, limit: int | None) -> list[Any]:
         if limit is None:
