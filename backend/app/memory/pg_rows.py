@@ -24,20 +24,31 @@ MAYBE_TURN_START = r'"role"\s*:\s*"user"'
 LOOKS_LIKE_OBJECT = r"^\s*\{.*\}\s*$"
 CANDIDATE_PAGE_ROWS = 64
 
+# Memory writes commit without waiting for the WAL flush (synchronous_commit=off for their
+# own transaction only; the connection's setting is untouched). Waiting was most of a write:
+# one fsync, several ms, for data the log can rebuild. What it risks is small and repaired:
+# every later synchronous commit (the turn saving its messages in the log) flushes the WAL
+# up to it, so only memory writes newer than the last log commit can be lost, and only if
+# PostgreSQL itself crashes; reconciliation finds such memory behind its stamp or the log
+# and rebuilds it. A MATERIALIZED CTE that the statement reads, so it runs before the write.
+NO_FLUSH_WAIT = "nosync AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true) AS v)"
 # Lock the session's row (creating it): every write of one thread's memory, by any process,
 # the stock class included, runs after the previous one's commit.
 LOCK_SESSION = sa.text(
-    "INSERT INTO sdk_agent_sessions (session_id, thread_id) VALUES (:s, :t) "
+    f"WITH {NO_FLUSH_WAIT} "
+    "INSERT INTO sdk_agent_sessions (session_id, thread_id) SELECT :s, :t FROM nosync "
     "ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP, "
     "thread_id = coalesce(sdk_agent_sessions.thread_id, excluded.thread_id) "
     "RETURNING summary_item_id"
 )
 # One statement: the session row upserted and the items appended in order.
 ADD_ITEMS = sa.text(
-    "WITH s AS (INSERT INTO sdk_agent_sessions (session_id, thread_id) VALUES (:s, :t) "
+    f"WITH {NO_FLUSH_WAIT}, "
+    "s AS (INSERT INTO sdk_agent_sessions (session_id, thread_id) VALUES (:s, :t) "
     "ON CONFLICT (session_id) DO UPDATE SET updated_at = CURRENT_TIMESTAMP) "
     "INSERT INTO sdk_agent_session_messages (session_id, message_data) "
-    "SELECT :s, u.d FROM unnest(CAST(:data AS text[])) WITH ORDINALITY AS u(d, n) ORDER BY u.n"
+    "SELECT :s, u.d FROM nosync, unnest(CAST(:data AS text[])) WITH ORDINALITY AS u(d, n) "
+    "ORDER BY u.n"
 )
 INSERT_ITEMS = sa.text(
     "INSERT INTO sdk_agent_session_messages (session_id, message_data) "
