@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import schema
-from app.assistant.provider import ModelProvider
+from app.assistant.provider import ModelProvider, build_client
 from app.assistant.registry import AgentRegistry, load_agents
 from app.assistant.summarizer import build_summarizer
 from app.config import Compaction, ConfigError, MemoryBackend, Settings
@@ -27,6 +27,7 @@ from app.db import DatabaseTimeouts, SessionMaker, create_engine, create_session
 from app.embedded_db import start_embedded
 from app.memory import AgentMemoryStore, MemoryStore
 from app.memory.pg_store import PostgresMemoryStore
+from app.memory.provider_store import ProviderMemoryStore
 from app.node import NodeIdentity
 from app.scheduler.context import JobContext
 from app.turns.compaction import Compactor
@@ -122,7 +123,15 @@ async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
 
 def build_memory_store(settings: Settings, database: Database) -> MemoryStore:
     """The AGENT_MEMORY_BACKEND store, configured the same way for the server, jobs and the
-    CLI (the `postgres` one on the service's own engine)."""
+    CLI (the `postgres` one on the service's own engine, the `openai_conversations` one on
+    the provider's client that OPENAI_BASE_URL / OPENAI_API_KEY configure)."""
+    if settings.AGENT_MEMORY_BACKEND == MemoryBackend.OPENAI_CONVERSATIONS:
+        return ProviderMemoryStore(
+            database.engine,
+            build_client(settings),
+            rebind=settings.FORCE_PROVIDER_SESSION_REBIND,
+            session_settings=SessionSettings(limit=settings.AGENT_SESSION_READ_LIMIT),
+        )
     if settings.AGENT_MEMORY_BACKEND == MemoryBackend.POSTGRES:
         return PostgresMemoryStore(
             database.engine,

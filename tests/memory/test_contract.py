@@ -1,5 +1,6 @@
-"""The memory contract (`tests/memory/contract.py`) run against every backend: SQLite files
-and PostgreSQL rows, each read back by the SDK's own stock class as well."""
+"""The memory contract (`tests/memory/contract.py`) run against every backend: SQLite files,
+PostgreSQL rows and provider conversations (the scripted model server's Conversations API),
+each read back by the SDK's own stock class as well."""
 
 from __future__ import annotations
 
@@ -8,19 +9,24 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import openai
 import pytest
 from agents import SQLiteSession
 from agents.extensions.memory import SQLAlchemySession
-from agents.memory import Session
+from agents.memory import OpenAIConversationsSession, Session
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import SessionMaker, create_engine, create_sessionmaker, session_scope
 from app.memory import AgentMemoryStore
 from app.memory.pg_store import PostgresMemoryStore
+from app.memory.provider_memory import plain_item
+from app.memory.provider_store import ProviderMemoryStore
 from app.models import Thread
 from app.models.agent_memory import MESSAGES_TABLE, SESSIONS_TABLE
 from app.services.users import create_user
 from tests.memory.contract import Backend, MemoryContract
+from tests.model_server.fixtures import TEST_API_KEY
+from tests.model_server.server import ModelServer
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +107,43 @@ def _postgres_backend(
     )
 
 
+def provider_client(server: ModelServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=server.base_url, api_key=TEST_API_KEY, max_retries=0)
+
+
+def _provider_backend(
+    engine: AsyncEngine, sessionmaker: SessionMaker, user_id: uuid.UUID, server: ModelServer
+) -> Backend:
+    store = ProviderMemoryStore(engine, provider_client(server))
+
+    async def stock(user_id: uuid.UUID, thread_id: uuid.UUID) -> Session:
+        del user_id
+        conversation_id = await store.binding.stored(thread_id)
+        return OpenAIConversationsSession(
+            conversation_id=conversation_id, openai_client=store.binding.client
+        )
+
+    async def damage(user_id: uuid.UUID, thread_id: uuid.UUID) -> None:
+        del user_id, thread_id
+        raise AssertionError("a provider conversation holds no damaged items")
+
+    return Backend(
+        name="openai_conversations",
+        store=store,
+        user_id=user_id,
+        new_thread=lambda u: _new_thread(sessionmaker, u),
+        new_user=lambda: _new_user(sessionmaker),
+        stock=stock,
+        damage=damage,
+        plain=plain_item,
+        # The provider keeps whole conversations: no prune, no summary put by compaction,
+        # no damaged rows; erasure deletes the conversations, then the thread rows go.
+        features=frozenset(),
+    )
+
+
 class TestMemoryContract(MemoryContract):
-    @pytest.fixture(params=["sqlite", "postgres"])
+    @pytest.fixture(params=["sqlite", "postgres", "openai_conversations"])
     async def backend(
         self, request: pytest.FixtureRequest, engine: AsyncEngine, tmp_path: Path
     ) -> Backend:
@@ -110,4 +151,7 @@ class TestMemoryContract(MemoryContract):
         user_id = await _new_user(sessionmaker)
         if request.param == "sqlite":
             return _sqlite_backend(tmp_path / "sessions", sessionmaker, user_id)
+        if request.param == "openai_conversations":
+            server = request.getfixturevalue("model_server")
+            return _provider_backend(engine, sessionmaker, user_id, server)
         return _postgres_backend(engine, sessionmaker, user_id)

@@ -29,6 +29,7 @@ from sqlmodel import col, select
 
 from app.db import session_scope
 from app.memory import MemoryVersionError
+from app.memory.provider_binding import ProviderConversationLostError
 from app.models import MemoryState, Thread
 from app.models.base import utc_now
 from app.scheduler.batches import (
@@ -295,6 +296,8 @@ async def expire_turn_events(ctx: JobContext) -> dict[str, Any]:
 
 # A memory file a newer Threadkeeper wrote: reported, never touched (see memory.versions).
 NEWER_FORMAT = "newer format"
+# openai_conversations without FORCE_PROVIDER_SESSION_REBIND: reported, left to an operator.
+PROVIDER_LOST = "provider conversation lost"
 
 
 async def _reconcile_one(
@@ -319,6 +322,9 @@ async def _reconcile_one(
     except MemoryVersionError:
         logger.warning("The memory of thread %s is in a newer format; left untouched", thread_id)
         return NEWER_FORMAT
+    except ProviderConversationLostError:
+        logger.warning("The provider lost the conversation of thread %s; left as is", thread_id)
+        return PROVIDER_LOST
     return repair.reason
 
 
