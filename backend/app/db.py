@@ -6,6 +6,7 @@ returns and rolls back when it raises. Services only `flush()`.
 
 from __future__ import annotations
 
+import logging
 import select
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 SessionMaker = async_sessionmaker[AsyncSession]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ def _discard_dead_connections(
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLPRI)
     if poller.poll(0):
+        logger.info("Replacing a pooled database connection the server closed")
         raise exc.DisconnectionError("the server closed the connection")
 
 
