@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from app.config import ConfigError, load_settings
 from app.models import Thread
+from app.scheduler.jobs import reconcile
 from tests.conftest import start_app
 from tests.factories import create_thread, logged
 from tests.model_server.server import ModelServer
@@ -120,6 +121,37 @@ class TestLostConversation:
             "remember that the build id is 42",
             "what did I ask you to remember?",
         ]
+
+
+class TestReconcileJob:
+    @pytest.mark.parametrize(
+        ("rebind", "reasons", "repaired"),
+        [(False, {"provider conversation lost": 1}, 0), (True, {"missing": 1}, 1)],
+    )
+    async def test_a_lost_conversation_is_reported_or_rebuilt(
+        self,
+        conversation_settings,
+        private_database,
+        model_server,
+        alice,
+        rebind,
+        reasons,
+        repaired,
+    ) -> None:
+        settings = conversation_settings(
+            DATABASE_URL=private_database, FORCE_PROVIDER_SESSION_REBIND=rebind
+        )
+        async with start_app(settings) as running, running.client() as client:
+            thread_id = await create_thread(client, alice)
+            await send(client, thread_id, "remember that the build id is 42", alice)
+            _, lost = await bound(running, thread_id)
+            assert lost is not None
+            model_server.state.conversations.delete(lost)
+            result = await reconcile(running.state["job_context"])
+            _, now = await bound(running, thread_id)
+        assert (result["reasons"], result["repaired"]) == (reasons, repaired)
+        assert len(model_server.state.conversations) == repaired
+        assert (now == lost) is not rebind
 
 
 class TestSettings:

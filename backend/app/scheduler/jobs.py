@@ -270,7 +270,7 @@ async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]
                 reasons[reason] = reasons.get(reason, 0) + 1
                 found.append(str(thread_id))
         await release_lease(ctx, lease_id, [thread_id for thread_id, _ in batch])
-    refused = reasons.get(NEWER_FORMAT, 0)
+    refused = reasons.get(NEWER_FORMAT, 0) + reasons.get(PROVIDER_LOST, 0)
     return {
         "checked": checked,
         "repaired": 0 if dry_run else len(found) - refused,
