@@ -146,7 +146,7 @@ def _jobs(plan: Plan, root: Path, db: env.Database | None) -> list[tuple[str, Ca
         w10_seed,
     )
 
-    names = ["A", "B", "C", "T"] if db else ["A", "B", "T"]
+    names = ["A", "B", "C", "T", "P"] if db else ["A", "B", "T"]
     url = db.url if db else None
     jobs: list[tuple[str, Callable]] = [
         ("w1", partial(_arun, memory.w1_get_items, names, root, url, plan.w1_reps)),

@@ -256,7 +256,7 @@ async def w6(root: Path, database: Database, n: int, stats_reps: int) -> tuple:
         for conv in live:
             async with store.open(*conv) as memory:
                 lost += max(0, 4 + writer.acked[conv] - len(await memory.get_items(limit=10**9)))
-        remaining = sum(1 for _ in store.iter_sessions())
+        remaining = sum(1 for _ in store.iter_files())
         sweep = await _prune_sweep(db, store, settings, over=n // 10) if job is not None else {}
         await probe.stop()
     finally:

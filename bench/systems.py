@@ -1,10 +1,11 @@
-"""The four memory designs under test, behind one small interface.
+"""The memory designs under test, behind one small interface.
 
 A, B and C are built from the installed SDK exactly as its documentation shows: one session
 object per conversation, created on first use and reused for the life of the process (the SDK
 sessions own their connections and are meant to be long-lived; this is also their fastest
 use). T is our store used the way the service uses it: `store.open()` once per turn, closed at
-the end of the turn, so T pays its open and close inside every measured turn.
+the end of the turn, so T pays its open and close inside every measured turn. P is our
+`postgres` backend (AGENT_MEMORY_BACKEND=postgres) used the same way, on the same server as C.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from app.memory import AgentMemoryStore
 
 Conv = tuple[uuid.UUID, uuid.UUID]  # (user_id, conversation_id)
 
-SYSTEM_NAMES = ("A", "B", "C", "T")
+SYSTEM_NAMES = ("A", "B", "C", "T", "P")
 DESCRIPTIONS = {
     "A": "SDK SQLiteSession, one shared file, session_id per conversation",
     "B": "SDK SQLiteSession, one file per conversation",
     "C": "SDK SQLAlchemySession on PostgreSQL (postgresql+psycopg), one shared async engine",
     "T": "AgentMemoryStore: one file per conversation, opened per turn (pooled connections)",
+    "P": "PostgresMemoryStore (AGENT_MEMORY_BACKEND=postgres), opened per turn, same server as C",
 }
 
 
@@ -137,6 +139,49 @@ class StoreSystem(MemorySystem):
         return self.store.open(conv[0], conv[1])
 
 
+class PostgresStoreSystem(MemorySystem):
+    """P: `PostgresMemoryStore.open()` per turn on the app's own engine, as the service uses
+    it; each conversation is a thread row (memory rows reference their thread), created when
+    the conversation is first used (the workloads fill every conversation before timing)."""
+
+    name = "P"
+
+    def __init__(self, url: str, settings: SessionSettings | None = None) -> None:
+        self.url, self.settings = url, settings
+        self.engine: Any = None
+        self.store: Any = None
+        self.threads: set[uuid.UUID] = set()
+
+    async def setup(self) -> None:
+        from app.db import create_engine
+        from app.memory.pg_store import PostgresMemoryStore
+
+        self.engine = create_engine(self.url)
+        self.store = PostgresMemoryStore(self.engine, session_settings=self.settings)
+
+    @asynccontextmanager
+    async def turn(self, conv: Conv) -> AsyncIterator[Session]:
+        if conv[1] not in self.threads:
+            await self._create_thread(conv)
+        async with self.store.open(conv[0], conv[1]) as memory:
+            yield memory
+
+    async def _create_thread(self, conv: Conv) -> None:
+        from app.db import create_sessionmaker, session_scope
+        from app.models import Thread, User
+
+        async with session_scope(create_sessionmaker(self.engine)) as db:
+            db.add(User(id=conv[0], subject=f"bench-{conv[0]}"))
+            await db.flush()
+            db.add(Thread(id=conv[1], user_id=conv[0], agent="todo"))
+        self.threads.add(conv[1])
+
+    async def aclose(self) -> None:
+        if self.engine is not None:
+            await self.engine.dispose()
+            self.engine = None
+
+
 def build(
     name: str, root: Path, database_url: str | None, settings: SessionSettings | None = None
 ) -> MemorySystem:
@@ -151,6 +196,10 @@ def build(
         return SQLAlchemySystem(database_url, settings)
     if name == "T":
         return StoreSystem(root / "T", settings)
+    if name == "P":
+        if not database_url:
+            raise RuntimeError("P needs a PostgreSQL database")
+        return PostgresStoreSystem(database_url, settings)
     raise ValueError(f"unknown system {name!r}")
 
 

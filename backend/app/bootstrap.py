@@ -19,13 +19,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import schema
-from app.assistant.provider import ModelProvider
+from app.assistant.provider import ModelProvider, build_client
 from app.assistant.registry import AgentRegistry, load_agents
 from app.assistant.summarizer import build_summarizer
-from app.config import Compaction, ConfigError, Settings
+from app.config import Compaction, ConfigError, MemoryBackend, Settings
 from app.db import DatabaseTimeouts, SessionMaker, create_engine, create_sessionmaker, redact_url
 from app.embedded_db import start_embedded
 from app.memory import AgentMemoryStore, MemoryStore
+from app.memory.pg_store import PostgresMemoryStore
+from app.memory.provider_store import ProviderMemoryStore
 from app.node import NodeIdentity
 from app.scheduler.context import JobContext
 from app.turns.compaction import Compactor
@@ -119,8 +121,27 @@ async def ensure_schema(engine: AsyncEngine, *, migrate: bool) -> None:
             await schema.upgrade(engine)
 
 
-def build_memory_store(settings: Settings) -> AgentMemoryStore:
-    """The memory store, configured the same way for the server, jobs and the CLI."""
+def build_memory_store(settings: Settings, database: Database) -> MemoryStore:
+    """The AGENT_MEMORY_BACKEND store, configured the same way for the server, jobs and the
+    CLI (the `postgres` one on the service's own engine, the `openai_conversations` one on
+    the provider's client that OPENAI_BASE_URL / OPENAI_API_KEY configure)."""
+    if settings.AGENT_MEMORY_BACKEND == MemoryBackend.OPENAI_CONVERSATIONS:
+        return ProviderMemoryStore(
+            database.engine,
+            build_client(settings),
+            rebind=settings.FORCE_PROVIDER_SESSION_REBIND,
+            session_settings=SessionSettings(limit=settings.AGENT_SESSION_READ_LIMIT),
+        )
+    if settings.AGENT_MEMORY_BACKEND == MemoryBackend.POSTGRES:
+        return PostgresMemoryStore(
+            database.engine,
+            session_settings=SessionSettings(limit=settings.AGENT_SESSION_READ_LIMIT),
+        )
+    return build_file_store(settings)
+
+
+def build_file_store(settings: Settings) -> AgentMemoryStore:
+    """The SQLite store (AGENT_MEMORY_BACKEND=sqlite): one file per user per thread."""
     return AgentMemoryStore(
         settings.agent_session_dir,
         busy_timeout_ms=settings.AGENT_SESSION_BUSY_TIMEOUT_MS,
@@ -130,7 +151,7 @@ def build_memory_store(settings: Settings) -> AgentMemoryStore:
 
 
 def build_compactor(
-    settings: Settings, database: Database, memory_store: AgentMemoryStore, model: Model
+    settings: Settings, database: Database, memory_store: MemoryStore, model: Model
 ) -> Compactor | None:
     """The compactor (None with AGENT_SESSION_COMPACTION=off), summarizing with `model`."""
     if settings.AGENT_SESSION_COMPACTION == Compaction.OFF:
@@ -152,7 +173,7 @@ def build_compactor(
 def build_job_context(
     settings: Settings,
     database: Database,
-    memory_store: AgentMemoryStore,
+    memory_store: MemoryStore,
     node: NodeIdentity | None = None,
     compactor: Compactor | None = None,
 ) -> JobContext:
@@ -210,7 +231,7 @@ def configure_tracing(settings: Settings) -> None:
 def build_turn_runner(
     settings: Settings,
     database: Database,
-    memory_store: AgentMemoryStore,
+    memory_store: MemoryStore,
     agents: AgentRegistry,
     *,
     node: NodeIdentity | None = None,

@@ -33,6 +33,13 @@ class Compaction(StrEnum):
     SUMMARY = "summary"
 
 
+class MemoryBackend(StrEnum):
+    SQLITE = "sqlite"  # one file per user per thread under AGENT_SESSION_DIR (node-local)
+    POSTGRES = "postgres"  # the sdk_agent_* tables of DATABASE_URL (shared by every node)
+    # The provider's Conversations API (OPENAI_BASE_URL): the SDK's OpenAIConversationsSession
+    OPENAI_CONVERSATIONS = "openai_conversations"
+
+
 class OpenAIApi(StrEnum):
     RESPONSES = "responses"
     CHAT_COMPLETIONS = "chat_completions"
@@ -85,7 +92,11 @@ class Settings(BaseSettings):
     DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS: Annotated[int, Field(ge=0, le=3600)] = 60
     AUTO_MIGRATE: bool = False
 
-    # Agent memory (SQLite, one file per user per thread).
+    # Agent memory: where it lives (see the README's "Memory backends"), then its limits.
+    AGENT_MEMORY_BACKEND: MemoryBackend = MemoryBackend.SQLITE
+    # openai_conversations: when the provider no longer knows a thread's conversation, make
+    # a new one from the log (true) or fail the turn, not retryable (false).
+    FORCE_PROVIDER_SESSION_REBIND: bool = False
     AGENT_SESSION_DIR: Path | None = None
     AGENT_SESSION_MAX_MESSAGES: Annotated[int, Field(ge=2)] = 200
     AGENT_SESSION_READ_LIMIT: PositiveInt = 100
@@ -278,6 +289,22 @@ class Settings(BaseSettings):
             self.OPENAI_API_KEY or self.OPENAI_BASE_URL
         ):
             raise ValueError("MODEL_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL)")
+        if (
+            self.AGENT_MEMORY_BACKEND == MemoryBackend.OPENAI_CONVERSATIONS
+            and self.model_provider == ModelProviderName.OFFLINE
+        ):
+            raise ValueError(
+                "AGENT_MEMORY_BACKEND=openai_conversations needs MODEL_PROVIDER=openai "
+                "(the offline model has no provider to hold the conversation)"
+            )
+        if (
+            self.AGENT_MEMORY_BACKEND == MemoryBackend.OPENAI_CONVERSATIONS
+            and self.model_provider == ModelProviderName.OPENAI
+            and self.openai_api == OpenAIApi.CHAT_COMPLETIONS
+        ):
+            # SDK 0.24 cannot replay a conversation's items through Chat Completions: the
+            # second turn of every thread would fail (tests/model_server pins it).
+            raise ValueError("AGENT_MEMORY_BACKEND=openai_conversations needs OPENAI_API=responses")
         silent_provider_s = self.OPENAI_TIMEOUT_SECONDS * (self.OPENAI_MAX_RETRIES + 1)
         if self.model_provider == ModelProviderName.OPENAI and (
             silent_provider_s >= self.MAX_TURN_SECONDS

@@ -38,7 +38,7 @@ from app.db import SessionMaker
 from app.errors import register_exception_handlers
 from app.logging import configure_logging
 from app.loop_monitor import LoopLagProbe
-from app.memory import AgentMemoryStore, off_loop
+from app.memory import MemoryStore, off_loop
 from app.metrics import THREADS_FREED_AT_START, MetricsMiddleware, mark_worker_exited
 from app.middleware import BodySizeLimitMiddleware
 from app.node import NodeIdentity, join_node
@@ -58,7 +58,7 @@ logger = logging.getLogger(__name__)
 class State(TypedDict):
     engine: AsyncEngine
     sessionmaker: SessionMaker
-    memory_store: AgentMemoryStore
+    memory_store: MemoryStore
     token_service: TokenService
     model_provider: ModelProvider
     agents: AgentRegistry
@@ -96,7 +96,7 @@ async def _serving(
     """Everything the app serves with, built on an open database; torn down in reverse."""
     # Refuses to serve when SEARCH_TEXT_CONFIG is not what the stored vectors use.
     search = await search_index.check_config(database.sessionmaker, settings.SEARCH_TEXT_CONFIG)
-    memory_store = build_memory_store(settings)
+    memory_store = build_memory_store(settings, database)
     compactor = build_compactor(settings, database, memory_store, assistant.provider.model)
     turn_runner = build_turn_runner(
         settings, database, memory_store, assistant.agents, node=node, compactor=compactor

@@ -79,7 +79,7 @@ class TestEraseMe:
         bob_id = await running.user_id(bob)
         # A quarantined copy (as corruption recovery leaves one); the next turn rebuilds.
         async with store.open(me, uuid.UUID(first)) as memory:
-            assert store.quarantine(memory) is not None
+            assert await store.quarantine(memory) is not None
         await send(client, first, "what did I say first?", alice)
         # Maintenance bookkeeping that names threads of both users: files gone missing.
         for owner, thread_id in ((me, second), (bob_id, theirs)):
@@ -172,7 +172,7 @@ class TestEraseWhileReplying:
             # Every lease was given back: the idle thread takes a turn at once.
             assert reply_text(await send(client, idle, "two", alice)) == "still works"
             me = await running.user_id(alice)
-            assert running.memory_store.exists(me, uuid.UUID(idle))
+            assert await running.memory_store.exists(me, uuid.UUID(idle))
             gate.opened.set()
             assert reply_text(await held) == "slow reply"
             erased = await client.delete("/api/me", headers=alice)

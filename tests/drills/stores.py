@@ -56,6 +56,15 @@ class Log:
         )
         return row
 
+    def memory_items(self, thread_id: str) -> list[Any]:
+        """A thread's memory in the `postgres` backend (`sdk_agent_session_messages`, the
+        session id is the thread id), decoded as `read_memory` decodes a file's rows."""
+        rows = self._query(
+            "SELECT message_data FROM sdk_agent_session_messages WHERE session_id = %s ORDER BY id",
+            (str(thread_id),),
+        )
+        return _decoded(row["message_data"] for row in rows)
+
     def existing_message_ids(self, ids: Iterable[str]) -> set[str]:
         wanted = [uuid.UUID(i) for i in ids]
         if not wanted:
@@ -83,8 +92,13 @@ def read_memory(path: Path) -> list[Any]:
         rows = []
     finally:
         conn.close()
+    return _decoded(data for (data,) in rows)
+
+
+def _decoded(rows: Iterable[Any]) -> list[Any]:
+    """Each row's JSON (a row that is not JSON comes back as a str)."""
     items: list[Any] = []
-    for (data,) in rows:
+    for data in rows:
         try:
             items.append(json.loads(data))
         except (TypeError, ValueError):

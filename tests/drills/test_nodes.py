@@ -34,7 +34,7 @@ from tests.drills.turns import TurnOutcome, create_thread, stream_turn
 from tests.sse import iter_events
 
 # Adding a backend is one line here (its name as AGENT_MEMORY_BACKEND takes it).
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 NODES = 3
 CLIENTS = 32
 TURNS = 20
@@ -159,9 +159,13 @@ async def client_run(http, n: int, run: str, tally: Tally) -> tuple[str, str, li
 
 
 def check_threads(
-    log: Log, nodes: dict[str, ServerProcess], threads: list[tuple[str, str, list[str]]]
+    log: Log,
+    nodes: dict[str, ServerProcess],
+    threads: list[tuple[str, str, list[str]]],
+    backend: str,
 ) -> list[str]:
-    """Each text once, each with a reply; memory (on the node holding it) equals the log."""
+    """Each text once, each with a reply; memory (on the node holding it, or in PostgreSQL
+    for the shared `postgres` backend) equals the log."""
     problems = []
     for thread_id, subject, texts in threads:
         messages = log.messages(thread_id)
@@ -169,6 +173,10 @@ def check_threads(
         users = [str(m["content"]) for m in messages if m["role"] == "user"]
         if users != texts or roles != ["user", "assistant"] * len(texts):
             problems.append(f"{thread_id}: log users {users} roles {roles}")
+            continue
+        if backend == "postgres":
+            if user_items(log.memory_items(thread_id)) != users:
+                problems.append(f"{thread_id}: memory in PostgreSQL != log")
             continue
         (row,) = log._query("SELECT memory_node FROM threads WHERE id = %s", (thread_id,))
         node = nodes.get(row["memory_node"])
@@ -222,7 +230,7 @@ class TestNodes:
         wall = time.monotonic() - began
         victim.start()  # its DATA_DIR still holds the memory of threads it served last
         log = Log(drill_database)
-        problems = check_threads(log, servers, threads)
+        problems = check_threads(log, servers, threads, backend)
         verified = {name: verify_node(s) for name, s in servers.items()}
         five_xx = sum(n for status, n in tally.statuses.items() if status >= 500)
         continued = max(tally.resumed_after, default=0.0)

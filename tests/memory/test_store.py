@@ -190,7 +190,7 @@ class TestFiles:
             async with store.open(user_id, thread_id) as memory:
                 await memory.add_items([user_item("mine")])
         async with store.open(user_id, threads[0]) as memory:
-            store.quarantine(memory)  # a corrupt file's copy, kept as evidence
+            await store.quarantine(memory)  # a corrupt file's copy, kept as evidence
         async with store.open(other, uuid.uuid4()) as memory:
             await memory.add_items([user_item("theirs")])
         mine = str(tmp_path / str(user_id))
@@ -256,7 +256,7 @@ class TestFiles:
             async with store.open(user_id, uuid.uuid4()) as memory:
                 await memory.add_items([user_item("hello"), *tool_items(1)])
                 await memory.get_items(limit=20)
-        assert len(list(store.iter_sessions())) == 300
+        assert len(list(store.iter_files())) == 300
         # At most the pool's idle files stay open, 3 descriptors each (db, WAL, shm).
         assert open_fds() - before <= 3 * store._pool.size
         store.close()

@@ -13,7 +13,7 @@ from tests.sse import reply_text, send
 
 
 def has_file(running, user_id: uuid.UUID, thread_id: str) -> bool:
-    return running.memory_store.exists(user_id, uuid.UUID(thread_id))
+    return running.memory_store.path_for(user_id, uuid.UUID(thread_id)).exists()
 
 
 class TestRetentionOverNodes:

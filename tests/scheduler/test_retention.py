@@ -307,7 +307,7 @@ class TestSweeps:
         assert str(stray) in report["orphan_ids"]
         assert thread_id in report["missing_ids"]
         await jobs.sweep_orphans(job_context(running), remove=True)
-        assert not running.memory_store.exists(me, stray)
+        assert not await running.memory_store.exists(me, stray)
         assert (await thread_row(running.sessionmaker, thread_id)).memory_state == "expired"
 
 

@@ -190,7 +190,7 @@ class TestRunningTurns:
             assert await logged(client, alice, threads[2]) == []
             # No memory file either (opening it before the claim created nothing on disk).
             user_id = await running.user_id(alice)
-            assert not running.memory_store.exists(user_id, uuid.UUID(threads[2]))
+            assert not await running.memory_store.exists(user_id, uuid.UUID(threads[2]))
             assert await stored_counts(running, alice) == counts
             assert refusals("running_turns") == before + 1
             usage = (await client.get("/api/me/usage", headers=alice)).json()

@@ -22,7 +22,7 @@ from app.auth import TokenService
 from app.config import Settings
 from app.db import SessionMaker, get_db_session, get_sessionmaker
 from app.errors import ForbiddenError, UnauthorizedError
-from app.memory import AgentMemoryStore
+from app.memory import MemoryStore
 from app.models import Thread
 from app.services import threads
 from app.services.users import AccountGoneError, UserIdCache, is_missing_user
@@ -36,8 +36,8 @@ def get_app_settings(request: Request) -> Settings:
     return settings
 
 
-def get_memory_store(request: Request) -> AgentMemoryStore:
-    store: AgentMemoryStore = request.state.memory_store
+def get_memory_store(request: Request) -> MemoryStore:
+    store: MemoryStore = request.state.memory_store
     return store
 
 
@@ -67,7 +67,7 @@ SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 # connection or a success reported for data that was not saved.
 DbSessionDep = Annotated[AsyncSession, Depends(get_db_session, scope="function")]
 SessionMakerDep = Annotated[SessionMaker, Depends(get_sessionmaker)]
-MemoryStoreDep = Annotated[AgentMemoryStore, Depends(get_memory_store)]
+MemoryStoreDep = Annotated[MemoryStore, Depends(get_memory_store)]
 TokenServiceDep = Annotated[TokenService, Depends(get_token_service)]
 TurnRunnerDep = Annotated[TurnRunner, Depends(get_turn_runner)]
 AgentsDep = Annotated[AgentRegistry, Depends(get_agents)]

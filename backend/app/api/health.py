@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import schema
 from app.api.deps import MemoryStoreDep, ModelProviderDep, SettingsDep
-from app.memory import AgentMemoryStore
+from app.memory import AgentMemoryStore, MemoryStore
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -62,8 +62,11 @@ async def ready(
     )
 
 
-def _check_memory_dir(memory_store: AgentMemoryStore, min_free_mb: int) -> str:
-    """Writable, with room: a full disk makes every turn fail, so the pod is not ready."""
+def _check_memory_dir(memory_store: MemoryStore, min_free_mb: int) -> str:
+    """Writable, with room: a full disk makes every turn fail, so the pod is not ready.
+    Memory in PostgreSQL (no directory) is as ready as the database."""
+    if not isinstance(memory_store, AgentMemoryStore):
+        return "ok"
     if not os.access(memory_store.root, os.W_OK):
         return "not writable"
     try:

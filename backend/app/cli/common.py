@@ -60,7 +60,7 @@ async def job_context(settings: Settings) -> AsyncIterator[JobContext]:
     configure_logging(settings)
     configure_tracing(settings)  # a summary the sweep makes is traced only if opted in
     async with open_database(settings) as database:
-        store = build_memory_store(settings)
+        store = build_memory_store(settings, database)
         compactor = build_compactor(settings, database, store, resolve_model(settings))
         try:
             yield build_job_context(settings, database, store, compactor=compactor)

@@ -122,10 +122,10 @@ def _bind_or_exit(host: str, port: int) -> socket.socket:
 def _check_data_dirs_or_exit(settings: Settings) -> None:
     """What the lifespan writes under DATA_DIR is writable; or one line naming the setting."""
     from app.auth import dev_secret_path, resolve_secret
-    from app.bootstrap import build_memory_store
+    from app.bootstrap import build_file_store
 
     try:
-        build_memory_store(settings).close()
+        build_file_store(settings).close()
     except OSError as e:
         typer.echo(
             f"Cannot use the memory directory {settings.agent_session_dir} (AGENT_SESSION_DIR, "

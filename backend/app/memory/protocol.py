@@ -2,15 +2,15 @@
 
 `Memory` is the SDK's `Session` protocol plus what Threadkeeper needs to keep memory exactly
 in step with the PostgreSQL log (marks and stamps, cut-back, pruning, stats). `MemoryStore`
-owns where memories live and who may use one at a time. The SQLite store implements both
-today; a PostgreSQL backend implements the same two protocols, and the contract suite in
-`tests/memory/` runs against each.
+owns where memories live and who may use one at a time. The SQLite store (`memory.store`)
+and the PostgreSQL one (`memory.pg_store`) implement both, and the contract suite in
+`tests/memory/` runs against each. Whatever may wait on a disk or the network is async.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -103,7 +103,7 @@ class MemoryStore(Protocol):
         """Hold a thread's memory for a block; a turn holds it for its whole run."""
         ...
 
-    def exists(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> bool:
+    async def exists(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> bool:
         """Whether the thread has stored memory at all (before anything touched it)."""
         ...
 
@@ -113,11 +113,11 @@ class MemoryStore(Protocol):
         """Remove a thread's memory; returns whether there was any."""
         ...
 
-    def remove(self, memory: Memory) -> bool:
+    async def remove(self, memory: Memory) -> bool:
         """Remove the memory of an open block (the open memory proves the lock)."""
         ...
 
-    def quarantine(self, memory: Memory) -> Path | None:
+    async def quarantine(self, memory: Memory) -> str | Path | None:
         """Move unusable memory aside for inspection; returns where it went."""
         ...
 
@@ -125,8 +125,8 @@ class MemoryStore(Protocol):
         """Remove all of a user's memory, quarantined copies included (erasure)."""
         ...
 
-    def iter_sessions(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:
-        """Every stored memory as (user id, thread id, location), for the orphan sweep."""
+    def iter_sessions(self) -> AsyncIterator[tuple[uuid.UUID, uuid.UUID]]:
+        """Every stored memory as (user id, thread id), for the orphan sweep."""
         ...
 
     def free_bytes(self) -> int:

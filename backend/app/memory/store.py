@@ -18,29 +18,18 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from agents.memory import SessionSettings
 
-from app.memory.errors import MemoryInUseError
 from app.memory.files import SIDECAR_SUFFIXES, make_private_dir
+from app.memory.holds import MemoryHolds
 from app.memory.offload import DEFAULT_IO_THREADS, io_executor, run_settled
 from app.memory.pool import ConnectionPool
 from app.memory.protocol import Memory
 from app.memory.session import MemorySession
-
-BUSY_MESSAGE = "A reply is already being generated in this thread; try again when it ends"
-
-
-@dataclass
-class _FileLock:
-    """The in-process lock of one memory file, and who is using it."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0  # holders and waiters; the entry goes when the last one leaves
-    turn_holds: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,7 +67,7 @@ class AgentMemoryStore:
         # never queues ahead of a turn's statements.
         self._bulk_executor = io_executor(io_threads)
         # One lock per file currently in use in this process; turns hold it, delete waits.
-        self._locks: dict[Path, _FileLock] = {}
+        self._holds = MemoryHolds()
         make_private_dir(self.root)
 
     def path_for(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> Path:
@@ -110,7 +99,7 @@ class AgentMemoryStore:
         """
         path = self.path_for(user_id, thread_id)
         refuse = refuse_if_turn or for_turn
-        async with self._file_lock(path, wait_s=wait_s, for_turn=for_turn, refuse_if_turn=refuse):
+        async with self._holds.hold(path, wait_s=wait_s, for_turn=for_turn, refuse_if_turn=refuse):
             memory = MemorySession(
                 self._pool,
                 str(thread_id),
@@ -124,7 +113,8 @@ class AgentMemoryStore:
             finally:
                 memory._close()
 
-    def exists(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> bool:
+    async def exists(self, user_id: uuid.UUID, thread_id: uuid.UUID) -> bool:
+        """Whether the thread's file exists (a stat: microseconds, on the loop)."""
         return self.path_for(user_id, thread_id).exists()
 
     async def delete(
@@ -136,27 +126,31 @@ class AgentMemoryStore:
             Whether a database file existed.
         """
         async with self.open(user_id, thread_id, wait_s=wait_s) as memory:
-            return await run_settled(self._bulk_executor, lambda: self.remove(memory))
+            return await self.remove(memory)
 
-    def remove(self, memory: Memory) -> bool:
+    async def remove(self, memory: Memory) -> bool:
         """Remove an open memory's file and sidecars (the open session proves the lock).
 
-        It closes a connection and unlinks files: call it off the event loop (`delete` does;
-        other callers use `memory.offload.off_loop`).
+        It closes a connection and unlinks files, so that runs in a worker thread (the bulk
+        one: deletes come in thousands from jobs and must not queue ahead of turns).
 
         Returns:
             Whether a database file existed.
         """
         path = _path_of(memory)
-        self._pool.discard(path)
-        return _unlink_with_sidecars(path)
 
-    def quarantine(self, memory: Memory) -> Path | None:
+        def _remove() -> bool:
+            self._pool.discard(path)
+            return _unlink_with_sidecars(path)
+
+        return await run_settled(self._bulk_executor, _remove)
+
+    async def quarantine(self, memory: Memory) -> Path | None:
         """Move an open memory's unusable file and sidecars aside (never delete: evidence).
 
         Takes the open `MemorySession` as proof that the caller holds the file's lock; the
-        session stays usable and opens a new, empty file on its next statement. It moves
-        files: call it off the event loop (`memory.offload.off_loop`).
+        session stays usable and opens a new, empty file on its next statement. The files are
+        moved in a worker thread.
 
         Returns:
             Where the database file went, or None when there was no file.
@@ -165,8 +159,12 @@ class AgentMemoryStore:
         user_id, thread_id = path.parent.name, path.stem
         target_dir = self.root / QUARANTINE_DIR / user_id
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        self._pool.discard(path)
-        return _move_with_sidecars(path, target_dir / f"{thread_id}-{stamp}.db")
+
+        def _quarantine() -> Path | None:
+            self._pool.discard(path)
+            return _move_with_sidecars(path, target_dir / f"{thread_id}-{stamp}.db")
+
+        return await run_settled(self._bulk_executor, _quarantine)
 
     async def erase_user(self, user_id: uuid.UUID) -> ErasedFiles:
         """Remove every memory file of a user, sidecars and quarantined copies included.
@@ -190,7 +188,13 @@ class AgentMemoryStore:
 
         return await run_settled(self._bulk_executor, _erase)
 
-    def iter_sessions(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:
+    async def iter_sessions(self) -> AsyncIterator[tuple[uuid.UUID, uuid.UUID]]:
+        """Every memory file under the root as (user_id, thread_id); the directory is listed
+        in a worker thread (thousands of files must not hold up the event loop)."""
+        for user_id, thread_id, _ in await asyncio.to_thread(lambda: list(self.iter_files())):
+            yield user_id, thread_id
+
+    def iter_files(self) -> Iterator[tuple[uuid.UUID, uuid.UUID, Path]]:
         """Every memory file under the root as (user_id, thread_id, path)."""
         for user_dir in self.root.iterdir() if self.root.exists() else ():
             user_id = _parse_uuid(user_dir.name)
@@ -204,32 +208,6 @@ class AgentMemoryStore:
     def free_bytes(self) -> int:
         """Free space on the memory directory's file system (a statvfs: microseconds)."""
         return shutil.disk_usage(self.root).free
-
-    @asynccontextmanager
-    async def _file_lock(
-        self, path: Path, *, wait_s: float | None, for_turn: bool, refuse_if_turn: bool
-    ) -> AsyncIterator[None]:
-        """Hold the file's in-process lock (see `open` for who waits and who is refused)."""
-        entry = self._locks.setdefault(path, _FileLock())
-        entry.users += 1
-        try:
-            if refuse_if_turn and entry.turn_holds:
-                raise MemoryInUseError(BUSY_MESSAGE)
-            try:
-                async with asyncio.timeout(wait_s):
-                    await entry.lock.acquire()
-            except TimeoutError:
-                raise MemoryInUseError(BUSY_MESSAGE) from None
-            entry.turn_holds = for_turn
-            try:
-                yield
-            finally:
-                entry.turn_holds = False
-                entry.lock.release()
-        finally:
-            entry.users -= 1
-            if entry.users == 0:
-                del self._locks[path]
 
     def close(self) -> None:
         """Close the pooled connections (at shutdown; each close checkpoints its file, so

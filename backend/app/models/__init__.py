@@ -1,5 +1,6 @@
 """Every table model, re-exported so `SQLModel.metadata` is complete for Alembic."""
 
+from app.models.agent_memory import agent_session_messages, agent_sessions
 from app.models.chatkit_item import ChatKitItem
 from app.models.limits import (
     LimitsPublic,
@@ -40,6 +41,8 @@ __all__ = [
     "UsagePublic",
     "UserLimit",
     "UserLimitsUpdate",
+    "agent_session_messages",
+    "agent_sessions",
     "ChatKitItem",
     "LimitsPublic",
     "MaintenanceRun",

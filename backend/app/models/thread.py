@@ -69,6 +69,10 @@ class Thread(SQLModel, table=True):
     # The node whose local file holds that state (None: memory is not node-local, or it
     # was saved before nodes were recorded); another node's file for the thread is stale.
     memory_node: str | None = Field(default=None, max_length=255)
+    # AGENT_MEMORY_BACKEND=openai_conversations: who holds the memory ("openai") and its id
+    # there (`conv_...`), set once, by whichever first turn binds it first.
+    provider: str | None = Field(default=None, max_length=32)
+    provider_conversation_id: str | None = Field(default=None, max_length=255)
 
     status: str = Field(
         default="active",

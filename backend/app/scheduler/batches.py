@@ -69,7 +69,7 @@ async def present_here(
     (their memory is on another node, which handles it)."""
     if ctx.memory_node is None:
         return batch
-    here = [(c, u) for c, u in batch if ctx.memory_store.exists(u, c)]
+    here = [(c, u) for c, u in batch if await ctx.memory_store.exists(u, c)]
     if len(here) < len(batch):
         kept = {c for c, _ in here}
         await release_lease(ctx, lease_id, [c for c, _ in batch if c not in kept])

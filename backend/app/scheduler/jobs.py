@@ -28,6 +28,7 @@ from sqlmodel import col, select
 
 from app.db import session_scope
 from app.memory import MemoryVersionError
+from app.memory.provider_binding import ProviderConversationLostError
 from app.models import MemoryState, Thread
 from app.models.base import utc_now
 from app.scheduler.batches import (
@@ -265,7 +266,7 @@ async def reconcile(ctx: JobContext, *, dry_run: bool = False) -> dict[str, Any]
                 reasons[reason] = reasons.get(reason, 0) + 1
                 found.append(str(thread_id))
         await release_lease(ctx, lease_id, [thread_id for thread_id, _ in batch])
-    refused = reasons.get(NEWER_FORMAT, 0)
+    refused = reasons.get(NEWER_FORMAT, 0) + reasons.get(PROVIDER_LOST, 0)
     return {
         "checked": checked,
         "repaired": 0 if dry_run else len(found) - refused,
@@ -291,6 +292,8 @@ async def expire_turn_events(ctx: JobContext) -> dict[str, Any]:
 
 # A memory file a newer Threadkeeper wrote: reported, never touched (see memory.versions).
 NEWER_FORMAT = "newer format"
+# openai_conversations without FORCE_PROVIDER_SESSION_REBIND: reported, left to an operator.
+PROVIDER_LOST = "provider conversation lost"
 
 
 async def _reconcile_one(
@@ -315,6 +318,9 @@ async def _reconcile_one(
     except MemoryVersionError:
         logger.warning("The memory of thread %s is in a newer format; left untouched", thread_id)
         return NEWER_FORMAT
+    except ProviderConversationLostError:
+        logger.warning("The provider lost the conversation of thread %s; left as is", thread_id)
+        return PROVIDER_LOST
     return repair.reason
 
 

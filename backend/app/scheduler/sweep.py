@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from app.db import session_scope
-from app.memory import off_loop
 from app.models import MemoryState, Thread
 from app.scheduler.batches import delete_files, local_threads, release_lease
 from app.scheduler.context import JobContext
@@ -29,9 +28,7 @@ async def sweep_orphans(ctx: JobContext, *, remove: bool = True) -> dict[str, An
             without a file expired (they rebuild from the log on their next turn); False
             only reports.
     """
-    # A directory walk over every user's files: in a thread, not on the loop.
-    found = await off_loop(lambda: list(ctx.memory_store.iter_sessions()))
-    files = {thread_id: user_id for user_id, thread_id, _ in found}
+    files = {thread_id: user_id async for user_id, thread_id in ctx.memory_store.iter_sessions()}
     async with ctx.sessionmaker() as db:
         rows = (
             await db.exec(

@@ -107,7 +107,7 @@ async def inspect(ctx: JobContext, thread_id: uuid.UUID) -> dict[str, Any]:
     async with ctx.sessionmaker() as db:
         info = await memory_records.get_thread_memory_info(db, thread_id)
     details: dict[str, Any] = info.model_dump(mode="json")
-    exists = ctx.memory_store.exists(info.user_id, thread_id)
+    exists = await ctx.memory_store.exists(info.user_id, thread_id)
     details["file_exists"] = exists
     if exists:
         try:

@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from app.db import SessionMaker, session_scope
 from app.errors import BadRequestError, NotFoundError, UnprocessableError
-from app.memory import MemoryStore, off_loop
+from app.memory import MemoryStore
 from app.models import Thread, ThreadStatus
 from app.models.base import utc_now
 from app.models.text import unstorable_in
@@ -172,7 +172,7 @@ async def delete_thread(
             lease=leases.DELETE_LEASE,
         )
         try:
-            await off_loop(memory_store.remove, memory)  # closes a file, unlinks four
+            await memory_store.remove(memory)
             await db.exec(
                 sa.delete(Thread).where(col(Thread.id) == thread_id, leases.held_by(holder))
             )

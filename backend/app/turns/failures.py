@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.assistant.provider_errors import FailureKind, ProviderFailure, classify
 from app.memory import MemoryBusyError, MemoryUnavailableError
+from app.memory.provider_binding import ProviderConversationLostError
 from app.turns.events import TurnError
 
 
@@ -25,6 +26,8 @@ def describe_failure(e: Exception) -> TurnError:
         return TurnError(code="memory_busy", message=e.message, retryable=True)
     if isinstance(e, MemoryUnavailableError):
         return TurnError(code="memory_unavailable", message=e.message, retryable=True)
+    if isinstance(e, ProviderConversationLostError):
+        return TurnError(code="provider_conversation_lost", message=e.message, retryable=False)
     if isinstance(e, LeaseLostError):
         return TurnError(
             code="lease_lost",

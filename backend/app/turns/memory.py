@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from agents.items import TResponseInputItem
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from app.memory import Memory, MemoryMark, MemoryStore, is_corruption, off_loop
+from app.memory import Memory, MemoryMark, MemoryStore, is_corruption
 from app.memory.log_items import items_from_log, newest_whole_turns, user_item
 from app.metrics import RECOVERIES
 from app.models import MemoryState, Message, MessageRole, Thread
@@ -60,7 +60,7 @@ async def reconcile_memory(
     `dry_run`, only say what is wrong: nothing is written and no file is created. `node`:
     where a rebuilt memory lives (see `record_memory`).
     """
-    had_file = store.exists(thread.user_id, thread.id)
+    had_file = await store.exists(thread.user_id, thread.id)
     if dry_run and not had_file:
         missing = thread.memory_state == MemoryState.ACTIVE
         return Repair(reason="missing" if missing else None, generation=thread.memory_generation)
@@ -104,7 +104,7 @@ async def _corrupt(store: MemoryStore, memory: Memory, thread: Thread, *, dry_ru
         if not is_corruption(e):
             raise
         if not dry_run:
-            moved = await off_loop(store.quarantine, memory)  # moves files: off the loop
+            moved = await store.quarantine(memory)
             logger.warning(
                 "Quarantined unusable memory of thread %s (%s) to %s",
                 thread.id,
