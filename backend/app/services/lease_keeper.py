@@ -34,6 +34,7 @@ SAFETY_SECONDS = 1.0
 class _Held:
     thread_id: uuid.UUID
     deadline: float  # monotonic time after which the turn must stop
+    saving: bool = False  # its save (which releases the lease) has begun
 
 
 class LeaseKeeper:
@@ -66,6 +67,18 @@ class LeaseKeeper:
         self._held[turn_id] = _Held(thread_id, deadline)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="lease-keeper")
+
+    def saving(self, turn_id: uuid.UUID) -> None:
+        """The turn is about to save, and its save releases the lease.
+
+        From here until the turn is dropped, a renewal that no longer finds the lease is the
+        save's own release, not a loss: the turn must not be stopped for it (that turned a
+        saved reply into a `lease_lost` error whenever a renewal ran between the save and the
+        turn's last steps). The save itself checks that the lease is still the turn's.
+        """
+        held = self._held.get(turn_id)
+        if held is not None:
+            held.saving = True
 
     def drop(self, turn_id: uuid.UUID) -> None:
         self._held.pop(turn_id, None)
@@ -154,6 +167,8 @@ class LeaseKeeper:
                 continue  # finished meanwhile
             if thread_id in renewed:
                 held.deadline = started + self._lease.total_seconds() - self._margin
+            elif held.saving:
+                self._held.pop(turn_id, None)  # released by its own save
             else:
                 self._lose(turn_id, "another holder took the thread's lease")
 

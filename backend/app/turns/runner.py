@@ -101,6 +101,7 @@ class TurnRunner:
             sessionmaker=sessionmaker,
             settings=settings,
             still_held=self._keeper.still_held,
+            saving=self._keeper.saving,
             on_pruned=on_pruned,
         )
         self._running: dict[uuid.UUID, tuple[RunningTurn, asyncio.Task[None]]] = {}

@@ -54,6 +54,8 @@ class StepContext:
     sessionmaker: SessionMaker
     settings: Settings
     still_held: Callable[[uuid.UUID], bool]
+    # Called with the turn's id just before the save that releases its lease.
+    saving: Callable[[uuid.UUID], None]
     # Called with (user id, thread id) when a saved turn's prune removed turns (compaction).
     on_pruned: Callable[[uuid.UUID, uuid.UUID], None] | None = None
 
@@ -120,6 +122,7 @@ async def _save_completed(
     stats = await memory.stats()
     if not ctx.still_held(turn.id):
         raise LeaseLostError()
+    ctx.saving(turn.id)
     async with session_scope(ctx.sessionmaker) as db:
         saved = await save_reply(
             db,
@@ -218,6 +221,7 @@ async def _keep_what_it_did(
     try:
         await memory.replace_after(mark, kept)
         stats = await memory.stats()
+        ctx.saving(turn.id)
         async with session_scope(ctx.sessionmaker) as db:
             saved = await save_partial(
                 db,
