@@ -148,6 +148,9 @@ class TurnOpener:
         except BaseException:
             await resources.aclose()
             raise
+        # Kept alive from the claim on: reconciling memory can take a while on a busy worker
+        # (its file work queues for the store's threads), longer than a short lease.
+        self.keeper.hold(turn_id, thread_id, claimed_at=claimed_at)
         try:
             await reconcile_memory(
                 db,
@@ -162,7 +165,6 @@ class TurnOpener:
             await resources.aclose()
             await self.keeper.release(thread_id, turn_id)
             raise
-        self.keeper.hold(turn_id, thread_id, claimed_at=claimed_at)
         return RunningTurn(
             id=turn_id,
             user_id=user_id,
