@@ -425,8 +425,15 @@ class TestStreamEvents:
     async def test_configured_delay_pauses_after_every_delta(self, monkeypatch) -> None:
         pauses: list[float] = []
         real_sleep = asyncio.sleep
+        this_task = asyncio.current_task()
 
         async def record(seconds: float) -> None:
+            # The patch replaces asyncio.sleep for every task on the loop; a background task
+            # left by an earlier test (a heartbeat, a pool reaper) must not count as the
+            # model's pause, so only sleeps taken by this test's own task are recorded.
+            if asyncio.current_task() is not this_task:
+                await real_sleep(seconds)
+                return
             pauses.append(seconds)
             await real_sleep(0)
 
