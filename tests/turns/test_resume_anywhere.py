@@ -10,12 +10,14 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel import col
 
 from app.assistant.offline_model import OfflineModel
 from app.db import session_scope
-from app.models import Turn
+from app.models import Turn, TurnStatus
 from app.services import turn_events
 from app.turns import event_feed, stored_events
+from app.turns.events import TurnDone, TurnEvent
 from app.turns.log import TurnLog
 from tests.conftest import RunningApp, node_settings, start_app
 from tests.factories import create_thread
@@ -207,6 +209,93 @@ class TestTurnWhoseNodeDied:
             "retryable": True,
         }
         assert tail[2].data == {"turn_id": str(turn_id), "status": "failed"}
+
+
+class TestBatchWrittenTwice:
+    async def test_a_rewrite_after_a_lost_commit_keeps_the_longer_batch(
+        self, settings, alice, running: RunningApp, monkeypatch
+    ) -> None:
+        """A write whose commit went through but whose answer was lost (the writer's timeout
+        fired) is retried from the same first id with the events that came meanwhile: the
+        stored batch must grow to them, or the stream ends short and a resume invents an end."""
+        monkeypatch.setattr(stored_events, "ORPHAN_GRACE_SECONDS", 0.1)
+        monkeypatch.setattr(event_feed, "SAFETY_POLL_SECONDS", 0.1)
+        async with running.client() as client:
+            thread_id = await create_thread(client, alice)
+            user_id = await running.user_id(alice)
+            turn_id = uuid.uuid4()
+            log = TurnLog()
+            log.append_delta("Your tasks")
+            async with session_scope(running.sessionmaker) as db:
+                db.add(Turn(id=turn_id, thread_id=uuid.UUID(thread_id), user_id=user_id))
+                await db.flush()
+                first, text = log.encode_after(0)  # type: ignore[misc]
+                await turn_events.write_batches(
+                    db, [turn_events.EventBatch(turn_id, first, log.last_id, text)]
+                )
+            log.append_delta(": none.")
+            log.append(
+                TurnEvent.DONE,
+                TurnDone(turn_id=turn_id, status=TurnStatus.COMPLETED).model_dump_json(),
+            )
+            async with session_scope(running.sessionmaker) as db:
+                await db.exec(
+                    sa.update(Turn)
+                    .where(col(Turn.id) == turn_id)
+                    .values(status=TurnStatus.COMPLETED, finished_at=sa.func.now())
+                )
+                first, text = log.encode_after(0)  # type: ignore[misc]
+                await turn_events.write_batches(
+                    db, [turn_events.EventBatch(turn_id, first, log.last_id, text)]
+                )
+            async with asyncio.timeout(WITHIN_SECONDS):
+                whole = await resume(client, thread_id, str(turn_id), alice, 0)
+                at_end = await resume(client, thread_id, str(turn_id), alice, log.last_id)
+        assert [(e.id, e.event) for e in whole] == [("2", "text_delta"), ("3", "done")]
+        assert text_after(whole, 0) == "Your tasks: none."
+        assert whole[1].data == {"turn_id": str(turn_id), "status": "completed"}
+        assert at_end == []
+
+    async def test_a_follower_that_read_the_shorter_batch_gets_the_rest(
+        self, alice, running: RunningApp
+    ) -> None:
+        async with running.client() as client:
+            thread_id = uuid.UUID(await create_thread(client, alice))
+        turn_id, log = uuid.uuid4(), TurnLog()
+        log.append_delta("Your tasks")
+
+        async def write_from_start() -> None:
+            async with session_scope(running.sessionmaker) as db:
+                first, text = log.encode_after(0)  # type: ignore[misc]
+                await turn_events.write_batches(
+                    db, [turn_events.EventBatch(turn_id, first, log.last_id, text)]
+                )
+
+        async with session_scope(running.sessionmaker) as db:
+            db.add(Turn(id=turn_id, thread_id=thread_id, user_id=await running.user_id(alice)))
+        await write_from_start()
+        stored = stored_events.StoredTurnEvents(
+            running.sessionmaker, running.turn_runner.event_feed, thread_id, turn_id
+        )
+        followed = stored.follow(0)
+        async with asyncio.timeout(WITHIN_SECONDS):
+            first_event = await anext(followed)
+            log.append_delta(": none.")
+            log.append(
+                TurnEvent.DONE,
+                TurnDone(turn_id=turn_id, status=TurnStatus.COMPLETED).model_dump_json(),
+            )
+            await write_from_start()  # the retry of a write whose answer was lost
+            rest = [event async for event in followed]
+        assert first_event is not None
+        assert [first_event[:2], *(e[:2] for e in rest if e is not None)] == [
+            (1, TurnEvent.TEXT_DELTA),
+            (2, TurnEvent.TEXT_DELTA),
+            (3, TurnEvent.DONE),
+        ]
+        assert [e[2] for e in rest if e is not None and e[1] == TurnEvent.TEXT_DELTA] == [
+            '{"delta":": none."}'
+        ]
 
 
 class TestExpiry:

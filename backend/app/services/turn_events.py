@@ -20,8 +20,11 @@ from app.models import Thread, Turn, TurnEventBatch, TurnStatus
 
 CHANNEL = "threadkeeper_turn_events"
 
-# Rows are inserted from arrays, skipping turns deleted meanwhile (their thread was deleted),
-# and a batch written twice (a commit whose answer was lost) is kept once.
+# Rows are inserted from arrays, skipping turns deleted meanwhile (their thread was deleted).
+# A batch written again from the same first id is the retry of a write whose commit went
+# through but whose answer was lost (the writer's timeout fired): the retry carries the
+# events that came meanwhile too, so the longer batch replaces the stored one. Keeping the
+# first would lose the turn's tail, `done` included, while the writer counts it as written.
 _INSERT = sa.text(
     """
     INSERT INTO turn_events (turn_id, first_id, last_id, events)
@@ -30,7 +33,9 @@ _INSERT = sa.text(
                 CAST(:last_ids AS integer[]), CAST(:events AS text[]))
          AS b(turn_id, first_id, last_id, events)
     WHERE EXISTS (SELECT 1 FROM turns t WHERE t.id = b.turn_id)
-    ON CONFLICT DO NOTHING
+    ON CONFLICT (turn_id, first_id) DO UPDATE
+        SET last_id = EXCLUDED.last_id, events = EXCLUDED.events
+        WHERE turn_events.last_id < EXCLUDED.last_id
     """
 )
 _NOTIFY = sa.text("SELECT pg_notify(:channel, p) FROM unnest(CAST(:payloads AS text[])) AS p")

@@ -20,7 +20,7 @@ from app.db import SessionMaker
 from app.errors import NotFoundError
 from app.models import TurnStatus
 from app.services import turn_events
-from app.services.turn_events import TurnState
+from app.services.turn_events import EventBatch, TurnState
 from app.turns.event_feed import EventFeed
 from app.turns.events import TurnDone, TurnError, TurnEvent
 from app.turns.log import SentEvent, TurnLog
@@ -114,14 +114,26 @@ class StoredTurnEvents:
         for batch in batches:
             if log is None:
                 log = TurnLog(start_after=batch.first_id - 1)
-            if batch.first_id <= log.last_id:
-                continue  # a batch fetched twice cannot happen, but a resend is harmless
-            log.ingest(batch.events)
+            if batch.first_id > log.last_id:
+                log.ingest(batch.events)
+            elif batch.last_id > log.last_id:
+                # A retried write replaced a batch this follower had read with a longer one
+                # (see `turn_events`): take only what is new in it.
+                log.ingest(_tail(batch, after=log.last_id))
         return log
 
     async def _state(self) -> TurnState | None:
         async with self._sessionmaker() as db:
             return await turn_events.turn_state(db, self.turn_id, self.thread_id)
+
+
+def _tail(batch: EventBatch, *, after: int) -> str:
+    """The events of `batch` after id `after`, encoded as a batch of their own."""
+    whole = TurnLog(start_after=batch.first_id - 1)
+    whole.ingest(batch.events)
+    encoded = whole.encode_after(after)
+    assert encoded is not None  # the caller checked that the batch goes past `after`
+    return encoded[1]
 
 
 def _ending(turn_id: uuid.UUID, sent: int, state: TurnState | None) -> list[SentEvent]:
