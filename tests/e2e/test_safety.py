@@ -136,5 +136,7 @@ def test_api_docs_work_offline(page: Page, guard: PageGuard, e2e_server: ServerP
     # ReDoc's footer links its maker's logo on a CDN; the docs' CSP refuses it, which is fine.
     guard.allow("cdn.redoc.ly")
     page.goto("/redoc")
-    expect(page.get_by_role("heading", name="Create Task")).to_be_visible()
+    # ReDoc renders the whole API in one go after loading; on a busy machine that took more
+    # than the usual 5 s in CI, so the heading gets the context's longer timeout.
+    expect(page.get_by_role("heading", name="Create Task")).to_be_visible(timeout=30_000)
     assert outside == []
