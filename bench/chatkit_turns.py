@@ -22,7 +22,7 @@ from bench.env import Database
 from bench.report import Row
 from bench.server import running_server, streamed_turn
 from bench.stats import ratio, raw_ms, rotated, summarize
-from bench.turn_batches import ClientThreads, raw_batches, run_batch, text_for
+from bench.turn_batches import ClientThreads, loaded_row, raw_batches, run_batch, text_for
 
 
 class Front(ClientThreads):
@@ -136,16 +136,8 @@ def _rows(sequential: dict, loaded: dict, clients: int) -> tuple[list[Row], dict
         rows.append(row)
     thru: dict[str, float] = {}
     for name, batches in loaded.items():
-        lat = [x for b in batches for x in b["latencies"]]
-        wall = sum(b["wall_s"] for b in batches)
-        errors = sum(len(b["errors"]) + b["missing"] for b in batches)
-        thru[name] = len(lat) / wall if wall else float("nan")
-        s = summarize(lat)
-        row = Row("12", f"{clients} clients, streamed turns", name, s["median_ms"], s["p95_ms"])
-        row.throughput = thru[name]
-        row.value = f"p99 {s['p99_ms']:.0f} ms, err {errors}"
-        if errors:
-            row.note = "; ".join(e for b in batches for e in b["errors"][:2])[:300]
+        row = loaded_row("12", clients, name, batches)
+        thru[name] = row.throughput
         if name != "rest":
             row.ratio, row.ratio_of = ratio(thru[name], thru["rest"]), "thru/rest"
         rows.append(row)

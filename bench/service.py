@@ -20,7 +20,7 @@ from bench.fds import FdSampler, children
 from bench.report import Row
 from bench.server import running_server, streamed_turn
 from bench.stats import percentile, ratio, raw_ms, rotated, summarize
-from bench.turn_batches import ClientThreads, raw_batches, run_batch, text_for
+from bench.turn_batches import ClientThreads, loaded_row, raw_batches, run_batch, text_for
 
 
 class HttpTarget(ClientThreads):
@@ -153,18 +153,10 @@ def _rows(seq_lat: dict, loaded: dict, peaks: dict, clients: int) -> tuple[list[
         rows.append(row)
     thru = {}
     for name, batches in loaded.items():
-        lat = [x for b in batches for x in b["latencies"]]
-        wall = sum(b["wall_s"] for b in batches)
-        errors = sum(len(b["errors"]) + b["missing"] for b in batches)
-        thru[name] = len(lat) / wall if wall else float("nan")
-        s = summarize(lat)
-        row = Row("7", f"{clients} clients, streamed turns", name, s["median_ms"], s["p95_ms"])
-        row.throughput = thru[name]
-        row.value = f"p99 {s['p99_ms']:.0f} ms, err {errors}"
+        row = loaded_row("7", clients, name, batches)
+        thru[name] = row.throughput
         if name in peaks:
             row.value += f", fds {peaks[name]}"
-        if errors:
-            row.note = "; ".join(e for b in batches for e in b["errors"][:2])[:300]
         rows.append(row)
     for row in rows:
         if row.throughput is not None and row.system != "sdk":

@@ -1,4 +1,4 @@
-"""Concurrent clients taking turns: the batch driver workloads 7 and 12 share.
+"""Concurrent clients taking turns: the batch driver, and its table row, that W7 and W12 share.
 
 A batch gives every client `turns` turns, the clients running concurrently; a target is
 anything with `async turn(i, text) -> error or None` (a server front end, the bare SDK).
@@ -14,8 +14,9 @@ from typing import Any, Protocol
 
 import httpx
 
+from bench.report import Row
 from bench.server import Server, create_thread
-from bench.stats import raw_ms
+from bench.stats import raw_ms, summarize
 
 BATCH_TIME_LIMIT_S = 90.0
 
@@ -88,3 +89,17 @@ def raw_batches(loaded: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[
         k: [{**b, "latencies": raw_ms(b["latencies"]), "errors": b["errors"][:5]} for b in v]
         for k, v in loaded.items()
     }
+
+
+def loaded_row(workload: str, clients: int, name: str, batches: list[dict[str, Any]]) -> Row:
+    """One side's row for its concurrent batches: latency percentiles, throughput, errors."""
+    latencies = [x for b in batches for x in b["latencies"]]
+    wall = sum(b["wall_s"] for b in batches)
+    errors = sum(len(b["errors"]) + b["missing"] for b in batches)
+    s = summarize(latencies)
+    row = Row(workload, f"{clients} clients, streamed turns", name, s["median_ms"], s["p95_ms"])
+    row.throughput = len(latencies) / wall if wall else float("nan")
+    row.value = f"p99 {s['p99_ms']:.0f} ms, err {errors}"
+    if errors:
+        row.note = "; ".join(e for b in batches for e in b["errors"][:2])[:300]
+    return row
