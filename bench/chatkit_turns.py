@@ -20,41 +20,18 @@ import httpx
 
 from bench.env import Database
 from bench.report import Row
-from bench.server import Server, create_thread, running_server, streamed_turn
+from bench.server import running_server, streamed_turn
 from bench.stats import ratio, raw_ms, rotated, summarize
-
-BATCH_TIME_LIMIT_S = 90.0
-
-
-def text_for(client: int, k: int) -> str:
-    return f"remember that x{client} is {k}" if k % 2 == 0 else "what did I ask you to remember?"
+from bench.turn_batches import ClientThreads, loaded_row, raw_batches, run_batch, text_for
 
 
-class Front:
-    """One front end of the server: a user (own token) and a thread per client."""
-
-    def __init__(self, name: str, server: Server, tokens: list[str]) -> None:
-        self.name = name
-        self.clients = [
-            httpx.AsyncClient(
-                base_url=server.url,
-                headers={"Authorization": f"Bearer {t}"},
-                timeout=httpx.Timeout(60.0),
-            )
-            for t in tokens
-        ]
-        self.threads: list[str] = []
-
-    async def start(self) -> None:
-        self.threads = list(await asyncio.gather(*(create_thread(c) for c in self.clients)))
+class Front(ClientThreads):
+    """One front end of the server (`rest` or `chatkit`), named for the way it takes turns."""
 
     async def turn(self, i: int, text: str) -> str | None:
         if self.name == "rest":
             return await streamed_turn(self.clients[i], self.threads[i], text)
         return await chatkit_turn(self.clients[i], self.threads[i], text)
-
-    async def aclose(self) -> None:
-        await asyncio.gather(*(c.aclose() for c in self.clients))
 
 
 async def chatkit_turn(client: httpx.AsyncClient, thread_id: str, text: str) -> str | None:
@@ -98,40 +75,11 @@ async def chatkit_turn(client: httpx.AsyncClient, thread_id: str, text: str) -> 
     return outcome or None
 
 
-async def _batch(front: Front, clients: range, turns: int, first_k: int) -> dict[str, Any]:
-    latencies: list[float] = []
-    errors: list[str] = []
-
-    async def converse(i: int) -> None:
-        for k in range(first_k, first_k + turns):
-            start = time.perf_counter()
-            try:
-                error = await front.turn(i, text_for(i, k))
-            except Exception as e:  # a failed request is a result
-                error = f"{type(e).__name__}: {e}"
-            latencies.append(time.perf_counter() - start)
-            if error:
-                errors.append(error)
-
-    began = time.perf_counter()
-    try:
-        async with asyncio.timeout(BATCH_TIME_LIMIT_S):
-            await asyncio.gather(*(converse(i) for i in clients))
-    except TimeoutError:
-        errors.append(f"batch time limit ({BATCH_TIME_LIMIT_S:.0f} s) reached")
-    return {
-        "latencies": latencies,
-        "errors": errors,
-        "missing": len(clients) * turns - len(latencies),
-        "wall_s": time.perf_counter() - began,
-    }
-
-
 async def _measure(fronts: list[Front], clients: int, rounds: int, per_round: int, seq: int):
     sequential: dict[str, list[float]] = {f.name: [] for f in fronts}
     loaded: dict[str, list[dict[str, Any]]] = {f.name: [] for f in fronts}
     for front in fronts:  # warm-up: every client's first turn (imports, pools, files)
-        await _batch(front, range(clients + 1), 1, 0)
+        await run_batch(front, range(clients + 1), 1, 0)
     for k in range(seq):  # one client alone, one turn at a time, alternating
         for front in rotated(fronts, k):
             start = time.perf_counter()
@@ -140,7 +88,7 @@ async def _measure(fronts: list[Front], clients: int, rounds: int, per_round: in
     for r in range(rounds):
         for front in rotated(fronts, r):
             loaded[front.name].append(
-                await _batch(front, range(clients), per_round, 1 + seq + r * per_round)
+                await run_batch(front, range(clients), per_round, 1 + seq + r * per_round)
             )
     return sequential, loaded
 
@@ -188,25 +136,14 @@ def _rows(sequential: dict, loaded: dict, clients: int) -> tuple[list[Row], dict
         rows.append(row)
     thru: dict[str, float] = {}
     for name, batches in loaded.items():
-        lat = [x for b in batches for x in b["latencies"]]
-        wall = sum(b["wall_s"] for b in batches)
-        errors = sum(len(b["errors"]) + b["missing"] for b in batches)
-        thru[name] = len(lat) / wall if wall else float("nan")
-        s = summarize(lat)
-        row = Row("12", f"{clients} clients, streamed turns", name, s["median_ms"], s["p95_ms"])
-        row.throughput = thru[name]
-        row.value = f"p99 {s['p99_ms']:.0f} ms, err {errors}"
-        if errors:
-            row.note = "; ".join(e for b in batches for e in b["errors"][:2])[:300]
+        row = loaded_row("12", clients, name, batches)
+        thru[name] = row.throughput
         if name != "rest":
             row.ratio, row.ratio_of = ratio(thru[name], thru["rest"]), "thru/rest"
         rows.append(row)
     raw = {
         "clients": clients,
         "sequential_ms": {k: raw_ms(v) for k, v in sequential.items()},
-        "loaded": {
-            k: [{**b, "latencies": raw_ms(b["latencies"]), "errors": b["errors"][:5]} for b in v]
-            for k, v in loaded.items()
-        },
+        "loaded": raw_batches(loaded),
     }
     return rows, raw

@@ -15,48 +15,22 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench.env import Database
 from bench.fds import FdSampler, children
 from bench.report import Row
-from bench.server import Server, create_thread, running_server, streamed_turn
+from bench.server import running_server, streamed_turn
 from bench.stats import percentile, ratio, raw_ms, rotated, summarize
-
-BATCH_TIME_LIMIT_S = 90.0
-
-
-def text_for(client: int, k: int) -> str:
-    """The same message texts everywhere: facts to remember, and recalling them."""
-    return f"remember that x{client} is {k}" if k % 2 == 0 else "what did I ask you to remember?"
+from bench.turn_batches import ClientThreads, loaded_row, raw_batches, run_batch, text_for
 
 
-class HttpTarget:
-    """One server, one user (own token) and one thread per client."""
-
-    def __init__(self, name: str, server: Server, tokens: list[str]) -> None:
-        self.name, self.server = name, server
-        self.clients = [
-            httpx.AsyncClient(
-                base_url=server.url,
-                headers={"Authorization": f"Bearer {t}"},
-                timeout=httpx.Timeout(60.0),
-            )
-            for t in tokens
-        ]
-        self.threads: list[str] = []
-
-    async def start(self) -> None:
-        self.threads = list(await asyncio.gather(*(create_thread(c) for c in self.clients)))
+class HttpTarget(ClientThreads):
+    """One server, one user (own token) and one thread per client; REST streamed turns."""
 
     async def turn(self, i: int, text: str) -> str | None:
         return await streamed_turn(self.clients[i], self.threads[i], text)
 
     def pids(self) -> list[int]:
         return [self.server.proc.pid, *children(self.server.proc.pid)]
-
-    async def aclose(self) -> None:
-        await asyncio.gather(*(c.aclose() for c in self.clients))
 
 
 class SdkTarget:
@@ -102,39 +76,12 @@ class SdkTarget:
             session.close()
 
 
-async def _batch(target: Any, clients: range, turns: int, first_k: int) -> dict[str, Any]:
-    """`turns` turns from each client concurrently; latencies, errors and wall time."""
-    latencies: list[float] = []
-    errors: list[str] = []
-
-    async def converse(i: int) -> None:
-        for k in range(first_k, first_k + turns):
-            start = time.perf_counter()
-            try:
-                error = await target.turn(i, text_for(i, k))
-            except Exception as e:  # a failed request is a result
-                error = f"{type(e).__name__}: {e}"
-            latencies.append(time.perf_counter() - start)
-            if error:
-                errors.append(error)
-
-    began = time.perf_counter()
-    try:
-        async with asyncio.timeout(BATCH_TIME_LIMIT_S):
-            await asyncio.gather(*(converse(i) for i in clients))
-    except TimeoutError:
-        errors.append(f"batch time limit ({BATCH_TIME_LIMIT_S:.0f} s) reached")
-    wall = time.perf_counter() - began
-    missing = len(clients) * turns - len(latencies)
-    return {"latencies": latencies, "errors": errors, "missing": missing, "wall_s": wall}
-
-
 async def _measure(targets: list[Any], clients: int, rounds: int, per_round: int, seq: int):
     seq_lat: dict[str, list[float]] = {t.name: [] for t in targets}
     loaded: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
     peaks: dict[str, int] = {}
     for t in targets:  # warm-up: every client's first turn (imports, pools, files)
-        await _batch(t, range(clients + 1), 1, 0)
+        await run_batch(t, range(clients + 1), 1, 0)
     sequential = [t for t in targets if t.name != "svc-2w"]
     for k in range(seq):  # one client alone, one turn at a time, alternating A B A B
         for t in rotated(sequential, k):
@@ -144,7 +91,9 @@ async def _measure(targets: list[Any], clients: int, rounds: int, per_round: int
     for r in range(rounds):
         for t in rotated(targets, r):
             with FdSampler(t.pids) as sampler:
-                loaded[t.name].append(await _batch(t, range(clients), per_round, 1 + r * per_round))
+                loaded[t.name].append(
+                    await run_batch(t, range(clients), per_round, 1 + r * per_round)
+                )
             if sampler.peak is not None:
                 peaks[t.name] = max(peaks.get(t.name, 0), sampler.peak)
     return seq_lat, loaded, peaks
@@ -204,18 +153,10 @@ def _rows(seq_lat: dict, loaded: dict, peaks: dict, clients: int) -> tuple[list[
         rows.append(row)
     thru = {}
     for name, batches in loaded.items():
-        lat = [x for b in batches for x in b["latencies"]]
-        wall = sum(b["wall_s"] for b in batches)
-        errors = sum(len(b["errors"]) + b["missing"] for b in batches)
-        thru[name] = len(lat) / wall if wall else float("nan")
-        s = summarize(lat)
-        row = Row("7", f"{clients} clients, streamed turns", name, s["median_ms"], s["p95_ms"])
-        row.throughput = thru[name]
-        row.value = f"p99 {s['p99_ms']:.0f} ms, err {errors}"
+        row = loaded_row("7", clients, name, batches)
+        thru[name] = row.throughput
         if name in peaks:
             row.value += f", fds {peaks[name]}"
-        if errors:
-            row.note = "; ".join(e for b in batches for e in b["errors"][:2])[:300]
         rows.append(row)
     for row in rows:
         if row.throughput is not None and row.system != "sdk":
@@ -223,10 +164,7 @@ def _rows(seq_lat: dict, loaded: dict, peaks: dict, clients: int) -> tuple[list[
     raw = {
         "clients": clients,
         "sequential_ms": {k: raw_ms(v) for k, v in seq_lat.items()},
-        "loaded": {
-            k: [{**b, "latencies": raw_ms(b["latencies"]), "errors": b["errors"][:5]} for b in v]
-            for k, v in loaded.items()
-        },
+        "loaded": raw_batches(loaded),
         "loaded_p99_ms": {
             k: percentile([x for b in v for x in b["latencies"]], 99) * 1000
             for k, v in loaded.items()

@@ -22,11 +22,12 @@ from openai.types.responses import (
     ResponseTextDeltaEvent,
 )
 
-from app.assistant.offline_grammar import Intent, parse_command, resolve_task
+from app.assistant.offline_grammar import Intent, parse_command
 from app.assistant.offline_model import (
     OfflineModel,
     split_text,
 )
+from app.assistant.offline_planner import resolve_task
 from app.assistant.provider import build_model
 from app.config import load_settings
 

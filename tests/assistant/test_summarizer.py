@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.assistant.offline_grammar import plan_reply
+from app.assistant.offline_planner import plan_reply
 from app.assistant.offline_summary import OfflineSummary
 from app.assistant.summarizer import (
     INPUT_MAX_CHARS,

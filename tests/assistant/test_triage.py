@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlmodel import select
 
-from app.assistant.offline_grammar import plan_reply
+from app.assistant.offline_planner import plan_reply
 from app.models import Task
 from tests.conftest import start_app
 from tests.factories import create_thread, memory_items

@@ -39,15 +39,17 @@ from tests.factories import create_thread, logged
 from tests.sse import send
 
 
-def context_for(running, user_id: uuid.UUID) -> ChatKitContext:
-    return ChatKitContext(
-        user_id=user_id,
+async def store_as(running, headers: dict[str, str]) -> tuple[ThreadkeeperStore, ChatKitContext]:
+    """The ChatKit store and the request context it gets when this user calls `/chatkit`."""
+    context = ChatKitContext(
+        user_id=await running.user_id(headers),
         settings=running.app.state.settings,
         sessionmaker=running.sessionmaker,
         runner=running.turn_runner,
         memory_store=running.memory_store,
         agents=running.state["agents"],
     )
+    return ThreadkeeperStore(), context
 
 
 def every_kind_of_item(thread_id: str) -> list[ThreadItem]:
@@ -95,7 +97,7 @@ class TestEveryItemType:
         kit = ChatKitClient(client, alice)
         events = await kit.create("hello")
         thread_id = created_thread_id(events)
-        store, context = ThreadkeeperStore(), context_for(running, await running.user_id(alice))
+        store, context = await store_as(running, alice)
         items = every_kind_of_item(thread_id)
         for item in items:
             await store.add_thread_item(thread_id, item, context)
@@ -123,7 +125,7 @@ class TestEveryItemType:
         kit = ChatKitClient(client, alice)
         events = await kit.create("hello")
         thread_id = created_thread_id(events)
-        store, context = ThreadkeeperStore(), context_for(running, await running.user_id(alice))
+        store, context = await store_as(running, alice)
         user = user_item_of(events)
         with pytest.raises(UnprocessableError, match="is a message of the log"):
             await store.delete_thread_item(thread_id, user.id, context)
@@ -137,7 +139,7 @@ class TestEveryItemType:
         kit = ChatKitClient(client, alice)
         events = await kit.create("remember that a is 1")
         thread_id = created_thread_id(events)
-        store, context = ThreadkeeperStore(), context_for(running, await running.user_id(alice))
+        store, context = await store_as(running, alice)
         widget = every_kind_of_item(thread_id)[0]
         await store.add_thread_item(thread_id, widget, context)
         await kit.retry(thread_id, user_item_of(events).id)

@@ -4,7 +4,12 @@ stores in step, and the agent answers from its memory (tool calls included)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
+import httpx
 from agents import ModelBehaviorError
 from agents.testing import ModelStep, ScriptedModel, assistant_message, function_call
 from chatkit.types import (
@@ -17,6 +22,7 @@ from chatkit.types import (
     WorkflowItem,
 )
 
+from app.config import Settings
 from app.services.leases import BUSY_MESSAGE
 from tests.chatkit.client import (
     ChatKitClient,
@@ -28,7 +34,7 @@ from tests.chatkit.client import (
     user_input,
     user_item_of,
 )
-from tests.conftest import start_app
+from tests.conftest import RunningApp, start_app
 from tests.factories import logged, memory_items
 from tests.gates import Gate, StallingModel
 from tests.sse import reply_text as rest_reply_text, send
@@ -53,6 +59,32 @@ def memory_texts(items: list[dict]) -> list[tuple[str, str]]:
 def running_thread(running) -> str:
     (turn,) = [turn for turn, _ in running.turn_runner._running.values()]
     return str(turn.thread_id)
+
+
+@dataclass
+class StalledTurn:
+    """A ChatKit turn ("help") stalled mid-reply, as the stop tests find it."""
+
+    running: RunningApp
+    http: httpx.AsyncClient
+    kit: ChatKitClient
+    streaming: asyncio.Task  # the ChatKit request, still reading the stream
+    thread_id: str
+    turn: Any  # the turn service's running turn
+
+
+@asynccontextmanager
+async def stalled_help_turn(
+    settings: Settings, headers: dict[str, str]
+) -> AsyncIterator[StalledTurn]:
+    """Start an app whose model stalls after three deltas, and send "help" through ChatKit."""
+    model = StallingModel(deltas=3)
+    async with start_app(settings, model=model) as running, running.client() as http:
+        kit = ChatKitClient(http, headers)
+        streaming = asyncio.create_task(kit.create("help"))
+        await model.streamed.wait()
+        (turn,) = [t for t, _ in running.turn_runner._running.values()]
+        yield StalledTurn(running, http, kit, streaming, str(turn.thread_id), turn)
 
 
 def streamed_text(events) -> str:
@@ -114,56 +146,43 @@ class TestStop:
     async def test_aborting_the_stream_stops_the_turn_and_both_stores_keep_the_partial_reply(
         self, settings, alice
     ) -> None:
-        model = StallingModel(deltas=3)
-        async with start_app(settings, model=model) as running, running.client() as http:
-            kit = ChatKitClient(http, alice)
-            streaming = asyncio.create_task(kit.create("help"))
-            await model.streamed.wait()
-            thread_id = running_thread(running)
-            (turn,) = [t for t, _ in running.turn_runner._running.values()]
-            streaming.cancel()  # what ChatKit's stop button does: the request is aborted
-            result = await asyncio.wait_for(asyncio.shield(turn.result), 10)
+        async with stalled_help_turn(settings, alice) as stalled:
+            stalled.streaming.cancel()  # what ChatKit's stop button does: the request is aborted
+            result = await asyncio.wait_for(asyncio.shield(stalled.turn.result), 10)
             assert result.status == "cancelled"
             kept = result.assistant_message
             assert kept is not None
             assert kept.content.startswith("I'm Threadkeeper")
             assert kept.metadata["status"] == "cancelled"
-            assert await logged(http, alice, thread_id) == [
+            assert await logged(stalled.http, alice, stalled.thread_id) == [
                 ("user", "help"),
                 ("assistant", kept.content),
             ]
-            assert await memory_items(running, alice, thread_id) == [
+            assert await memory_items(stalled.running, alice, stalled.thread_id) == [
                 {"role": "user", "content": "help"},
                 {"role": "assistant", "content": kept.content},
             ]
             # ChatKit reads back the same partial reply, under the id it streamed.
-            items = await kit.all_items(thread_id)
+            items = await stalled.kit.all_items(stalled.thread_id)
             assert texts(items) == [("user", "help"), ("assistant", kept.content)]
-            assert items[1].id == f"reply_{turn.id.hex}"
+            assert items[1].id == f"reply_{stalled.turn.id.hex}"
             # The next turn's model input is what the user saw.
-            assert reply_text(await kit.send(thread_id, "what did I say first?")) == (
-                'You first said: "help"'
-            )
+            again = await stalled.kit.send(stalled.thread_id, "what did I say first?")
+            assert reply_text(again) == 'You first said: "help"'
 
     async def test_a_rest_stop_ends_the_chatkit_stream_with_the_kept_partial_reply(
         self, settings, alice
     ) -> None:
-        model = StallingModel(deltas=3)
-        async with start_app(settings, model=model) as running, running.client() as http:
-            kit = ChatKitClient(http, alice)
-            streaming = asyncio.create_task(kit.create("help"))
-            await model.streamed.wait()
-            thread_id = running_thread(running)
-            (turn,) = [t for t, _ in running.turn_runner._running.values()]
-            stop = await http.post(
-                f"/api/threads/{thread_id}/turns/{turn.id}/cancel", headers=alice
+        async with stalled_help_turn(settings, alice) as stalled:
+            stop = await stalled.http.post(
+                f"/api/threads/{stalled.thread_id}/turns/{stalled.turn.id}/cancel", headers=alice
             )
             assert stop.status_code == 202
-            events = await streaming
+            events = await stalled.streaming
             kept = reply_of(events)
-            assert kept.id == f"reply_{turn.id.hex}"
+            assert kept.id == f"reply_{stalled.turn.id.hex}"
             assert kept.content[0].text == streamed_text(events)
-            assert await logged(http, alice, thread_id) == [
+            assert await logged(stalled.http, alice, stalled.thread_id) == [
                 ("user", "help"),
                 ("assistant", kept.content[0].text),
             ]

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -17,7 +18,7 @@ from agents.memory import OpenAIConversationsSession, Session
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import SessionMaker, create_engine, create_sessionmaker, session_scope
-from app.memory import AgentMemoryStore
+from app.memory import AgentMemoryStore, MemoryStore
 from app.memory.pg_store import PostgresMemoryStore
 from app.memory.provider_memory import plain_item
 from app.memory.provider_store import ProviderMemoryStore
@@ -49,6 +50,29 @@ async def _new_thread(sessionmaker: SessionMaker, user_id: uuid.UUID) -> uuid.UU
         return thread.id
 
 
+def _backend(
+    name: str,
+    store: MemoryStore,
+    sessionmaker: SessionMaker,
+    user_id: uuid.UUID,
+    *,
+    stock: Callable[[uuid.UUID, uuid.UUID], Awaitable[Session]],
+    damage: Callable[[uuid.UUID, uuid.UUID], Awaitable[None]],
+    **extra: Any,
+) -> Backend:
+    """A backend whose users and threads are real PostgreSQL rows, whatever holds the memory."""
+    return Backend(
+        name=name,
+        store=store,
+        user_id=user_id,
+        new_thread=lambda u: _new_thread(sessionmaker, u),
+        new_user=lambda: _new_user(sessionmaker),
+        stock=stock,
+        damage=damage,
+        **extra,
+    )
+
+
 def _sqlite_backend(root: Path, sessionmaker: SessionMaker, user_id: uuid.UUID) -> Backend:
     store = AgentMemoryStore(root)
 
@@ -63,12 +87,11 @@ def _sqlite_backend(root: Path, sessionmaker: SessionMaker, user_id: uuid.UUID) 
             )
         conn.close()
 
-    return Backend(
-        name="sqlite",
-        store=store,
-        user_id=user_id,
-        new_thread=lambda u: _new_thread(sessionmaker, u),
-        new_user=lambda: _new_user(sessionmaker),
+    return _backend(
+        "sqlite",
+        store,
+        sessionmaker,
+        user_id,
         stock=stock,
         damage=damage,
     )
@@ -96,12 +119,11 @@ def _postgres_backend(
                 (str(thread_id), "{not json"),
             )
 
-    return Backend(
-        name="postgres",
-        store=store,
-        user_id=user_id,
-        new_thread=lambda u: _new_thread(sessionmaker, u),
-        new_user=lambda: _new_user(sessionmaker),
+    return _backend(
+        "postgres",
+        store,
+        sessionmaker,
+        user_id,
         stock=stock,
         damage=damage,
     )
@@ -127,12 +149,11 @@ def _provider_backend(
         del user_id, thread_id
         raise AssertionError("a provider conversation holds no damaged items")
 
-    return Backend(
-        name="openai_conversations",
-        store=store,
-        user_id=user_id,
-        new_thread=lambda u: _new_thread(sessionmaker, u),
-        new_user=lambda: _new_user(sessionmaker),
+    return _backend(
+        "openai_conversations",
+        store,
+        sessionmaker,
+        user_id,
         stock=stock,
         damage=damage,
         plain=plain_item,

@@ -1,6 +1,6 @@
 """Read a model request back into conversation items, offered tools and a token count.
 
-The grammar (`app.assistant.offline_grammar.plan_reply`) reads Responses-style items. Chat
+The grammar (`app.assistant.offline_planner.plan_reply`) reads Responses-style items. Chat
 Completions requests carry the same conversation as messages, so they are converted back:
 user/assistant messages stay messages, an assistant's `tool_calls` become `function_call`
 items and `tool` messages become `function_call_output` items, paired by call id. Both APIs
@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from app.assistant.offline_grammar import as_item_list, message_text
+from app.assistant.offline_history import as_item_list, message_text
 
 
 def estimate_tokens(text: str) -> int:

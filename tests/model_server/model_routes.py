@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
-from app.assistant.offline_grammar import message_text
+from app.assistant.offline_history import message_text
 from tests.model_server import chat_api, responses_api
 from tests.model_server.conversations import Conversation, add_items, new_id
 from tests.model_server.errors import (

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.assistant.offline_grammar import plan_reply
+from app.assistant.offline_planner import plan_reply
 from tests.model_server.history import estimate_tokens, prompt_text
 from tests.model_server.state import FIXED_TOKENS, ServerState
 from tests.model_server.steps import HttpError, Step, Text, ToolCall, ToolCalls

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from asgi_lifespan import LifespanManager
 
-from app.config import ConfigError
+from app.config import ConfigError, Settings
 from app.main import create_app
 from app.scheduler.registry import run_job
 from app.services import search_index
@@ -36,15 +36,20 @@ async def stored_config(sessionmaker) -> tuple[str, bool]:
         return row.config, row.building
 
 
+async def refusal_at_startup(settings: Settings) -> str:
+    """The one-line ConfigError the app's startup stops with under these settings."""
+    with pytest.raises(ConfigError) as refused:
+        async with LifespanManager(create_app(settings)):
+            pass
+    return str(refused.value)
+
+
 class TestStartupCheck:
     async def test_a_setting_other_than_the_vectors_config_refuses_to_start(
         self, settings_factory, private_database
     ) -> None:
         english = settings_factory(DATABASE_URL=private_database, SEARCH_TEXT_CONFIG="english")
-        with pytest.raises(ConfigError) as refused:
-            async with LifespanManager(create_app(english)):
-                pass
-        assert str(refused.value) == (
+        assert await refusal_at_startup(english) == (
             "SEARCH_TEXT_CONFIG is 'english' but the search vectors are built with 'simple': "
             "run `python -m app search reindex` to rebuild them with 'english' (online, in "
             "batches), or set SEARCH_TEXT_CONFIG=simple"
@@ -54,10 +59,7 @@ class TestStartupCheck:
         self, settings_factory, private_database
     ) -> None:
         wrong = settings_factory(DATABASE_URL=private_database, SEARCH_TEXT_CONFIG="klingon")
-        with pytest.raises(ConfigError) as refused:
-            async with LifespanManager(create_app(wrong)):
-                pass
-        assert str(refused.value) == (
+        assert await refusal_at_startup(wrong) == (
             "SEARCH_TEXT_CONFIG: PostgreSQL has no text search configuration 'klingon' "
             "(SELECT cfgname FROM pg_ts_config lists them)"
         )

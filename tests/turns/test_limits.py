@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -13,6 +15,7 @@ from agents.testing import ScriptedModel
 from chatkit.types import ThreadAddUserMessageParams, ThreadsAddUserMessageReq
 from sqlmodel import col, func, select
 
+from app.config import Settings
 from app.metrics import LIMIT_REFUSALS
 from app.models import Message, Turn, UserLimit
 from tests.chatkit.client import ChatKitClient, created_thread_id, user_input
@@ -34,12 +37,17 @@ class Clock:
         return self.now
 
 
-def with_clock(running: RunningApp) -> Clock:
-    """One clock for every limit of the app (turns and stream slots)."""
-    clock = Clock()
-    running.turn_runner.limiter.clock = clock
-    running.turn_runner.stream_slots.clock = clock
-    return clock
+@asynccontextmanager
+async def clocked_app(
+    settings: Settings,
+) -> AsyncIterator[tuple[RunningApp, httpx.AsyncClient, Clock]]:
+    """The app and its client, with one clock the test moves for every limit (turns and
+    stream slots)."""
+    async with start_app(settings) as running, running.client() as client:
+        clock = Clock()
+        running.turn_runner.limiter.clock = clock
+        running.turn_runner.stream_slots.clock = clock
+        yield running, client, clock
 
 
 async def post_turn(
@@ -78,8 +86,7 @@ class TestTurnsPerMinute:
         self, settings_factory, alice
     ) -> None:
         settings = settings_factory(LIMIT_TURNS_PER_MINUTE=3)
-        async with start_app(settings) as running, running.client() as client:
-            clock = with_clock(running)
+        async with clocked_app(settings) as (running, client, clock):
             started = clock.now
             thread_id = await create_thread(client, alice)
             for _ in range(3):
@@ -122,8 +129,7 @@ class TestTurnsPerMinute:
     ) -> None:
         settings = settings_factory(LIMIT_TURNS_PER_MINUTE=1)
         admin = auth_for("root", admin=True)
-        async with start_app(settings) as running, running.client() as client:
-            with_clock(running)
+        async with clocked_app(settings) as (running, client, _clock):
             thread_id = await create_thread(client, alice)
             assert (await post_turn(client, thread_id, alice)).status_code == 200
             messages = await client.get(f"/api/threads/{thread_id}/messages", headers=alice)
@@ -144,8 +150,7 @@ class TestTurnsPerMinute:
     ) -> None:
         settings = settings_factory(LIMIT_TURNS_PER_MINUTE=1)
         admin = auth_for("root", admin=True)
-        async with start_app(settings) as running, running.client() as client:
-            with_clock(running)
+        async with clocked_app(settings) as (running, client, _clock):
             alice_thread = await create_thread(client, alice)
             bob_thread = await create_thread(client, bob)
             lifted = await client.put(
@@ -214,8 +219,7 @@ class TestDailyTokens:
     ) -> None:
         admin = auth_for("root", admin=True)
         settings = provider_settings(LIMIT_DAILY_TOKENS=1_000_000)
-        async with start_app(settings) as running, running.client() as client:
-            clock = with_clock(running)
+        async with clocked_app(settings) as (running, client, clock):
             thread_id = await create_thread(client, alice)
             answered = await post_turn(client, thread_id, alice)
             assert answered.status_code == 200
@@ -300,8 +304,7 @@ class TestChatKit:
         self, settings_factory, alice
     ) -> None:
         settings = settings_factory(LIMIT_TURNS_PER_MINUTE=1)
-        async with start_app(settings) as running, running.client() as client:
-            with_clock(running)
+        async with clocked_app(settings) as (running, client, _clock):
             kit = ChatKitClient(client, alice)
             thread_id = created_thread_id(await kit.create("help"))
             items = await kit.all_items(thread_id)
@@ -328,9 +331,8 @@ class TestOpenStreams:
         self, settings_factory, alice
     ) -> None:
         settings = settings_factory(LIMIT_OPEN_STREAMS=2)
-        async with start_app(settings) as running, running.client() as client:
+        async with clocked_app(settings) as (running, client, clock):
             slots = running.turn_runner.stream_slots
-            clock = with_clock(running)
             thread_id = await create_thread(client, alice)
             turn_id = (await post_turn(client, thread_id, alice)).json()["turn_id"]
             url = f"/api/threads/{thread_id}/turns/{turn_id}/events"

@@ -80,7 +80,7 @@ from openai.types.responses import (
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
-from .offline_grammar import Reply, plan_reply
+from .offline_planner import Reply, plan_reply
 
 logger = logging.getLogger(__name__)
 

@@ -1,68 +1,25 @@
-"""Application settings, read once from the environment and `.env`.
+"""The settings: every field, its default and bounds, and what is derived from them.
 
 Every field is UPPER_CASE so that its name is the environment variable that sets it; that
-way a validation error names exactly what the operator has to change.
+way a validation error names exactly what the operator has to change. How a value is parsed
+and which combinations are refused lives in :mod:`app.config.rules`.
 """
 
 from __future__ import annotations
 
-import re
-import zoneinfo
-from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-
-class AppEnv(StrEnum):
-    DEVELOPMENT = "development"
-    TEST = "test"
-    PRODUCTION = "production"
-
-
-class ModelProviderName(StrEnum):
-    OFFLINE = "offline"
-    OPENAI = "openai"
-
-
-class Compaction(StrEnum):
-    OFF = "off"
-    SUMMARY = "summary"
-
-
-class MemoryBackend(StrEnum):
-    SQLITE = "sqlite"  # one file per user per thread under AGENT_SESSION_DIR (node-local)
-    POSTGRES = "postgres"  # the sdk_agent_* tables of DATABASE_URL (shared by every node)
-    # The provider's Conversations API (OPENAI_BASE_URL): the SDK's OpenAIConversationsSession
-    OPENAI_CONVERSATIONS = "openai_conversations"
-
-
-class OpenAIApi(StrEnum):
-    RESPONSES = "responses"
-    CHAT_COMPLETIONS = "chat_completions"
-
-
-class ConfigError(RuntimeError):
-    """Raised when settings are invalid; the message names each offending setting."""
-
+from app.config import rules
+from app.config.choices import AppEnv, Compaction, MemoryBackend, ModelProviderName, OpenAIApi
+from app.config.rules import DEFAULT_AGENTS
 
 PositiveInt = Annotated[int, Field(ge=1)]
 # A century: any longer age limit is a typo, and would overflow date arithmetic.
 MAX_RETENTION_DAYS = 36_500
-# An agent's name in AGENTS (and in a thread's `agent` field): short, URL- and log-safe.
-AGENT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-# An importable factory: dotted.module.path:attribute
-_FACTORY_PATH = re.compile(
-    r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
-)
-DEFAULT_AGENTS = {"todo": "app.assistant.todo:build_agent"}
-# scheme://host[:port], exactly what a browser sends in `Origin` (no path, no trailing slash).
-_ORIGIN = re.compile(
-    r"^https?://[a-z0-9.\-]+(:[0-9]{1,5})?$|^https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?$"
-)
 
 
 class Settings(BaseSettings):
@@ -195,126 +152,29 @@ class Settings(BaseSettings):
     METRICS_ENABLED: bool = True
     LOG_CONTENT: bool = False
 
-    @field_validator("DATABASE_URL", mode="before")
+    @field_validator("DATABASE_URL", "DATABASE_LISTEN_URL", mode="before")
     @classmethod
     def _normalize_database_url(cls, value: Any) -> Any:
-        """Force the psycopg 3 driver whatever scheme the provider printed (Neon: postgresql://)."""
-        if not isinstance(value, str) or not value:
-            return value
-        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
-            if value.startswith(prefix):
-                return "postgresql+psycopg://" + value[len(prefix) :]
-        if not value.startswith("postgresql+psycopg://"):
-            raise ValueError("must be a postgresql:// URL")
-        return value
-
-    @field_validator("DATABASE_LISTEN_URL", mode="before")
-    @classmethod
-    def _normalize_listen_url(cls, value: Any) -> Any:
-        return cls._normalize_database_url(value)
+        return rules.normalize_database_url(value)
 
     @field_validator("CORS_ALLOW_ORIGINS", mode="before")
     @classmethod
     def _parse_origins(cls, value: Any) -> Any:
-        """Comma-separated origins; each must be exactly what a browser sends as `Origin`."""
-        if isinstance(value, str):
-            value = [part for part in value.split(",") if part.strip()]
-        if not isinstance(value, list):
-            return value
-        origins = []
-        for raw in value:
-            origin = str(raw).strip().rstrip("/").lower()
-            if not _ORIGIN.match(origin):
-                raise ValueError(
-                    f"{str(raw).strip()!r} is not an origin: use scheme://host[:port], e.g. "
-                    "https://app.example.com (no path; '*' is not accepted, list origins)"
-                )
-            origins.append(origin)
-        return origins
+        return rules.parse_origins(value)
 
     @field_validator("AGENTS", mode="before")
     @classmethod
     def _parse_agents(cls, value: Any) -> Any:
-        """`name=module.path:factory` pairs, comma-separated, in order (the first is the default)."""
-        if isinstance(value, str):
-            pairs = [part.strip() for part in value.split(",") if part.strip()]
-            parsed: dict[str, str] = {}
-            for pair in pairs:
-                name, sep, path = (piece.strip() for piece in pair.partition("="))
-                if not sep:
-                    raise ValueError(
-                        f"{pair!r} is not name=module:factory "
-                        "(e.g. todo=app.assistant.todo:build_agent)"
-                    )
-                if name in parsed:
-                    raise ValueError(f"agent {name!r} is named twice")
-                parsed[name] = path
-            value = parsed
-        if not isinstance(value, dict):
-            return value
-        if not value:
-            raise ValueError("name at least one agent, e.g. todo=app.assistant.todo:build_agent")
-        for name, path in value.items():
-            if not AGENT_NAME.match(str(name)):
-                raise ValueError(
-                    f"agent name {name!r}: use 1-32 lowercase letters, digits, - or _, "
-                    "starting with a letter"
-                )
-            if not _FACTORY_PATH.match(str(path)):
-                raise ValueError(
-                    f"agent {name!r}: {path!r} is not an import path module.path:factory"
-                )
-        return value
+        return rules.parse_agents(value)
 
     @field_validator("AGENT_SESSION_CLEANUP_TZ")
     @classmethod
     def _check_time_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as UTC)") from e
-        return value
+        return rules.check_time_zone(value)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:
-        if self.APP_ENV == AppEnv.PRODUCTION and not (
-            self.AUTH_JWT_SECRET or self.AUTH_JWT_PUBLIC_KEY
-        ):
-            raise ValueError(
-                "AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY must be set when APP_ENV=production"
-            )
-        if self.AUTH_JWT_SECRET == "changethis" and self.APP_ENV != AppEnv.DEVELOPMENT:
-            raise ValueError("AUTH_JWT_SECRET is the placeholder 'changethis'")
-        if self.MODEL_PROVIDER == ModelProviderName.OPENAI and not (
-            self.OPENAI_API_KEY or self.OPENAI_BASE_URL
-        ):
-            raise ValueError("MODEL_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL)")
-        if (
-            self.AGENT_MEMORY_BACKEND == MemoryBackend.OPENAI_CONVERSATIONS
-            and self.model_provider == ModelProviderName.OFFLINE
-        ):
-            raise ValueError(
-                "AGENT_MEMORY_BACKEND=openai_conversations needs MODEL_PROVIDER=openai "
-                "(the offline model has no provider to hold the conversation)"
-            )
-        if (
-            self.AGENT_MEMORY_BACKEND == MemoryBackend.OPENAI_CONVERSATIONS
-            and self.model_provider == ModelProviderName.OPENAI
-            and self.openai_api == OpenAIApi.CHAT_COMPLETIONS
-        ):
-            # SDK 0.24 cannot replay a conversation's items through Chat Completions: the
-            # second turn of every thread would fail (tests/model_server pins it).
-            raise ValueError("AGENT_MEMORY_BACKEND=openai_conversations needs OPENAI_API=responses")
-        silent_provider_s = self.OPENAI_TIMEOUT_SECONDS * (self.OPENAI_MAX_RETRIES + 1)
-        if self.model_provider == ModelProviderName.OPENAI and (
-            silent_provider_s >= self.MAX_TURN_SECONDS
-        ):
-            # Otherwise a provider that stops answering ends turns as `timeout`, never as the
-            # `model_unavailable` that tells the user what happened.
-            raise ValueError(
-                f"OPENAI_TIMEOUT_SECONDS x (OPENAI_MAX_RETRIES + 1) = {silent_provider_s} s "
-                f"must be below MAX_TURN_SECONDS ({self.MAX_TURN_SECONDS})"
-            )
+        rules.check_consistency(self)
         return self
 
     @property
@@ -380,25 +240,3 @@ class Settings(BaseSettings):
         if self.OPENAI_API is not None:
             return self.OPENAI_API
         return OpenAIApi.CHAT_COMPLETIONS if self.OPENAI_BASE_URL else OpenAIApi.RESPONSES
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning a validation error into one message per bad setting.
-
-    Raises:
-        ConfigError: naming each invalid setting and what is allowed.
-    """
-    try:
-        return Settings(**overrides)
-    except ValidationError as e:
-        problems = []
-        for error in e.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "settings"
-            problems.append(f"{name}: {error['msg']}")
-        raise ConfigError("Invalid configuration: " + "; ".join(problems)) from None
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process-wide settings (cached; tests call `get_settings.cache_clear()`)."""
-    return load_settings()
