@@ -56,9 +56,16 @@ async def claimed_batches(
 
 
 def local_threads(ctx: JobContext) -> sa.ColumnElement[bool]:
-    """Threads whose current memory may be in this node's files (all, for a shared backend)."""
+    """Threads whose current memory may be in this node's store.
+
+    For a shared backend (postgres), those that no node's local files hold: a thread whose
+    `memory_node` names a node was last saved in that node's SQLite files (before a backend
+    switch, or by a node still on sqlite), has no current memory here, and is rebuilt from
+    the log on its next turn. Counting it here made `verify` report every such thread as
+    missing and the startup reconcile copy them all into PostgreSQL.
+    """
     if ctx.memory_node is None:
-        return sa.true()
+        return col(Thread.memory_node).is_(None)
     return sa.or_(col(Thread.memory_node) == ctx.memory_node, col(Thread.memory_node).is_(None))
 
 

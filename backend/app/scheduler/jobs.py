@@ -12,8 +12,9 @@ Global decisions (which threads expired: `cleanup`; old stream events) are made 
 whichever node holds the job's advisory lock. Jobs that read or rewrite files (`prune`,
 `vacuum`, `reconcile`, `sweep-orphans`) run on every node for its own files only: the threads
 whose current memory this node holds (`threads.memory_node`), or, for rows saved before nodes
-were recorded, whose file is here. `sweep-orphans` also removes this node's copies that another
-node has superseded and those of expired threads.
+were recorded, whose file is here; with the shared `postgres` backend, the threads no node's
+files hold. `sweep-orphans` also removes this node's copies that another node has superseded
+and those of expired threads.
 """
 
 from __future__ import annotations
