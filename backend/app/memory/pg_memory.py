@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app.memory.access import MemoryStats
 from app.memory.errors import MemoryCorruptError
 from app.memory.files import LONG_INTEGER, decode, decode_exact, encode
+from app.memory.pg_prune import prune_session
 from app.memory.pg_rows import (
     ADD_ITEMS,
     DROP_SUMMARY,
@@ -244,7 +245,7 @@ class PostgresMemory:
         rule as `pruning.plan_cut`."""
         with MEMORY_WRITE.time():
             async with self._write() as (conn, pinned):
-                return await _prune(conn, self.session_id, max_items, down_to, pinned)
+                return await prune_session(conn, self.session_id, max_items, down_to, pinned)
 
     async def read_mark(self) -> MemoryMark:
         """The stamp and the newest item id, in one statement."""
@@ -350,55 +351,3 @@ class PostgresMemory:
         del free_ratio
         self._require_open()
         return False
-
-
-async def _prune(
-    conn: AsyncConnection, session_id: str, max_items: int, down_to: int | None, pinned: int | None
-) -> PruneResult:
-    """`pruning.prune_rows` for PostgreSQL, inside the caller's transaction."""
-    params = {"s": session_id, "p": pinned}
-    not_pinned = "(CAST(:p AS bigint) IS NULL OR id <> :p)"
-    total = int(
-        (
-            await conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM sdk_agent_session_messages "
-                    f"WHERE session_id = :s AND {not_pinned}"
-                ),
-                params,
-            )
-        ).scalar_one()
-    )
-    extra = 0 if pinned is None else 1
-    if total <= max_items:
-        return PruneResult(removed=0, kept=total + extra, oversized_turn=False)
-    budget = min(max_items, max_items if down_to is None else down_to)
-    window = (
-        await conn.execute(
-            sa.text(
-                "SELECT min(id) FROM (SELECT id FROM sdk_agent_session_messages "
-                f"WHERE session_id = :s AND {not_pinned} ORDER BY id DESC LIMIT :n) AS w"
-            ),
-            {**params, "n": budget},
-        )
-    ).scalar_one()
-    keep_from: int | None = None
-    # The newest turn start in the window... the oldest one in it is what to keep from.
-    async for row_id, _item in turn_starts(conn, session_id, newest_first=True):
-        if row_id < window:
-            if keep_from is None:  # the newest turn alone is over the cap: keep it whole
-                keep_from = row_id
-            break
-        keep_from = row_id
-    oversized = keep_from is None or keep_from < window
-    if keep_from is None:  # no turn boundary at all: no cut would be valid
-        return PruneResult(removed=0, kept=total + extra, oversized_turn=True)
-    result = await conn.execute(
-        sa.text(
-            "DELETE FROM sdk_agent_session_messages "
-            f"WHERE session_id = :s AND id < :k AND {not_pinned}"
-        ),
-        {**params, "k": keep_from},
-    )
-    removed = int(cast(Any, result).rowcount)
-    return PruneResult(removed=removed, kept=total + extra - removed, oversized_turn=oversized)
