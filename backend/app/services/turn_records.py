@@ -46,8 +46,14 @@ async def finish_turn(
     status: TurnStatus,
     error_code: str | None = None,
     usage: TurnUsage | None = None,
+    thread_recorded: bool = False,
 ) -> None:
-    """Record how the turn ended, on its row and as the thread's newest turn."""
+    """Record how the turn ended, on its row and as the thread's newest turn.
+
+    Args:
+        thread_recorded: the caller's transaction already set the thread's newest turn to
+            this one with `status` (appending its reply does): one UPDATE fewer.
+    """
     usage = usage or TurnUsage()
     await db.exec(
         sa.update(Turn)
@@ -60,6 +66,8 @@ async def finish_turn(
             output_tokens=usage.output_tokens,
         )
     )
+    if thread_recorded:
+        return
     await db.exec(
         sa.update(Thread)
         .where(col(Thread.id) == thread_id, col(Thread.last_turn_id) == turn_id)
