@@ -21,6 +21,7 @@ from app.models.base import utc_now
 from app.models.text import make_storable
 from app.services import leases
 from app.services.pagination import Page
+from app.services.rows import insert_row
 
 SortOrder = Literal["asc", "desc"]
 
@@ -131,8 +132,7 @@ async def append_message(
         meta=meta or {},
         turn_id=turn_id,
     )
-    db.add(message)
-    await db.flush()
+    await insert_row(db, message)
     return message, count
 
 

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.errors import ConflictError, NotFoundError
 from app.models import Message, Thread, Turn, TurnStatus
 from app.models.base import utc_now
+from app.services.rows import insert_row
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,7 @@ async def start_turn(db: AsyncSession, thread: Thread, turn_id: uuid.UUID) -> No
             .where(col(Turn.id) == thread.last_turn_id, col(Turn.status) == TurnStatus.RUNNING)
             .values(status=TurnStatus.FAILED, error_code="interrupted", finished_at=utc_now())
         )
-    db.add(Turn(id=turn_id, thread_id=thread.id, user_id=thread.user_id))
-    await db.flush()
+    await insert_row(db, Turn(id=turn_id, thread_id=thread.id, user_id=thread.user_id))
 
 
 async def finish_turn(
