@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -91,6 +92,7 @@ async def append_message(
     meta: dict[str, Any] | None = None,
     turn_id: uuid.UUID | None = None,
     turn_status: TurnStatus | None = None,
+    also: Sequence[sa.UpdateBase] = (),
 ) -> tuple[Message, int]:
     """Append a message to the log of a thread whose lease `holder` has.
 
@@ -99,6 +101,11 @@ async def append_message(
     never add to the log. The message's INSERT rides in the same statement, fed by the
     UPDATE's row (no row, no message): a turn appends twice, and each round trip costs the
     loop SQLAlchemy's and psycopg's CPU.
+
+    Args:
+        also: further writes of the caller's transaction sent in the same statement (the
+            turn's row as it starts or ends). They run whether or not the lease is still
+            ours: on ConflictError the caller rolls the transaction back, and them with it.
 
     Returns:
         The message, and the thread's message count with it.
@@ -132,8 +139,11 @@ async def append_message(
         .cte("bumped")
     )
     inserted = insert_from(message, bumped).cte("inserted")
+    riders = [write.cte(f"also_{n}") for n, write in enumerate(also)]
     count = (
-        await (await db.connection()).execute(sa.select(bumped.c.message_count).add_cte(inserted))
+        await (await db.connection()).execute(
+            sa.select(bumped.c.message_count).add_cte(*riders, inserted)
+        )
     ).scalar_one_or_none()
     if count is None:
         raise ConflictError("This thread was taken over by another request; send it again")

@@ -17,15 +17,12 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlmodel import SQLModel
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 
-async def insert_row(db: AsyncSession, row: SQLModel) -> None:
-    """INSERT `row` (every mapped column, as the object holds it) in the caller's transaction."""
+def row_insert(row: SQLModel) -> sa.Insert:
+    """The INSERT of `row`: every mapped column, as the object holds it."""
     table, values = _columns(row)
-    await (await db.connection()).execute(
-        table.insert(), {column.key: value for column, value in values}
-    )
+    return table.insert().values({column.key: value for column, value in values})
 
 
 def insert_from(row: SQLModel, source: sa.CTE) -> sa.Insert:

@@ -9,9 +9,9 @@ bookkeeping (a new generation) commit with it, and the lease is released, only w
 lease is still the turn's.
 
 Every statement here costs the worker's loop SQLAlchemy's and psycopg's CPU, once per turn:
-a reply's save is four (its append checks the lease and takes the row's lock; the message;
-the turn's row; the memory bookkeeping, its new generation and the lease's release in one
-UPDATE), where it used to be eight.
+a reply's save is two (its append, which checks the lease, takes the row's lock and carries
+the message and the end of the turn's row; then the memory bookkeeping, its new generation
+and the lease's release in one UPDATE), where it used to be eight.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ async def save_reply(
         **_common_meta(turn, recorder, usage, agent, TurnStatus.COMPLETED),
         **({"oversized_turn": True} if pruned.oversized_turn else {}),
     }
-    message = await _append_reply(db, turn, text, meta, TurnStatus.COMPLETED)
+    message = await _append_reply(db, turn, text, meta, TurnStatus.COMPLETED, None, usage)
     return await _finish(
         db, turn, message, TurnStatus.COMPLETED, None, usage, stats, pruned.removed > 0
     )
@@ -112,7 +112,7 @@ async def save_partial(
     else:
         meta = _common_meta(turn, recorder, usage, agent, status, completed_only=True)
         meta.update({"status": str(status), **({"error": error_code} if error_code else {})})
-        message = await _append_reply(db, turn, text, meta, status)
+        message = await _append_reply(db, turn, text, meta, status, error_code, usage)
     return await _finish(db, turn, message, status, error_code, usage, stats, False)
 
 
@@ -146,8 +146,12 @@ async def _append_reply(
     text: str,
     meta: dict[str, Any],
     status: TurnStatus,
+    error_code: str | None,
+    usage: TurnUsage,
 ) -> tuple[Any, int]:
-    """Append the turn's reply while the lease is the turn's (which locks the thread's row).
+    """Append the turn's reply while the lease is the turn's (which locks the thread's row),
+    with the end of the turn's own row in the same statement (the append records the
+    thread's side: its newest turn and that turn's status).
 
     Raises:
         LeaseLostError: another holder has the thread: nothing was written.
@@ -162,6 +166,11 @@ async def _append_reply(
             meta=make_storable_json(meta),
             turn_id=turn.id,
             turn_status=status,
+            also=[
+                turn_records.finish_statement(
+                    turn.id, status=status, error_code=error_code, usage=usage
+                )
+            ],
         )
     except ConflictError as e:
         raise LeaseLostError() from e
@@ -177,16 +186,15 @@ async def _finish(
     stats: MemoryStats | None,
     pruned: bool,
 ) -> Saved:
-    await turn_records.finish_turn(
-        db,
-        thread_id=turn.thread_id,
-        turn_id=turn.id,
-        status=status,
-        error_code=error_code,
-        usage=usage,
-        # The reply's append already recorded the status as the thread's newest turn's.
-        thread_recorded=appended is not None,
-    )
+    if appended is None:
+        await turn_records.finish_turn(
+            db,
+            thread_id=turn.thread_id,
+            turn_id=turn.id,
+            status=status,
+            error_code=error_code,
+            usage=usage,
+        )
     generation = None
     if appended is not None and stats is not None:
         generation = await memory_records.record_memory_and_release(
