@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from app.models.base import utc_now
 from app.models.text import make_storable
 from app.services import leases
 from app.services.pagination import Page
+from app.services.rows import insert_from
 
 SortOrder = Literal["asc", "desc"]
 
@@ -90,12 +92,20 @@ async def append_message(
     meta: dict[str, Any] | None = None,
     turn_id: uuid.UUID | None = None,
     turn_status: TurnStatus | None = None,
+    also: Sequence[sa.UpdateBase] = (),
 ) -> tuple[Message, int]:
     """Append a message to the log of a thread whose lease `holder` has.
 
     One UPDATE bumps the thread's activity and count (and records its newest turn's status,
     when given), and only while the lease is still ours: a turn that lost its thread can
-    never add to the log.
+    never add to the log. The message's INSERT rides in the same statement, fed by the
+    UPDATE's row (no row, no message): a turn appends twice, and each round trip costs the
+    loop SQLAlchemy's and psycopg's CPU.
+
+    Args:
+        also: further writes of the caller's transaction sent in the same statement (the
+            turn's row as it starts or ends). They run whether or not the lease is still
+            ours: on ConflictError the caller rolls the transaction back, and them with it.
 
     Returns:
         The message, and the thread's message count with it.
@@ -104,25 +114,6 @@ async def append_message(
         ConflictError: `holder` no longer has the thread's lease.
     """
     now = utc_now()
-    count = (
-        await db.exec(
-            sa.update(Thread)
-            .where(col(Thread.id) == thread_id, leases.held_by(holder))
-            .values(
-                message_count=col(Thread.message_count) + 1,
-                last_activity_at=now,
-                updated_at=now,
-                **(
-                    {}
-                    if turn_status is None
-                    else {"last_turn_id": turn_id, "last_turn_status": turn_status}
-                ),
-            )
-            .returning(col(Thread.message_count))
-        )
-    ).scalar_one_or_none()
-    if count is None:
-        raise ConflictError("This thread was taken over by another request; send it again")
     message = Message(
         thread_id=thread_id,
         role=role,
@@ -131,8 +122,31 @@ async def append_message(
         meta=meta or {},
         turn_id=turn_id,
     )
-    db.add(message)
-    await db.flush()
+    bumped = (
+        sa.update(Thread)
+        .where(col(Thread.id) == thread_id, leases.held_by(holder))
+        .values(
+            message_count=col(Thread.message_count) + 1,
+            last_activity_at=now,
+            updated_at=now,
+            **(
+                {}
+                if turn_status is None
+                else {"last_turn_id": turn_id, "last_turn_status": turn_status}
+            ),
+        )
+        .returning(col(Thread.message_count))
+        .cte("bumped")
+    )
+    inserted = insert_from(message, bumped).cte("inserted")
+    riders = [write.cte(f"also_{n}") for n, write in enumerate(also)]
+    count = (
+        await (await db.connection()).execute(
+            sa.select(bumped.c.message_count).add_cte(*riders, inserted)
+        )
+    ).scalar_one_or_none()
+    if count is None:
+        raise ConflictError("This thread was taken over by another request; send it again")
     return message, count
 
 

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from app.errors import ConflictError, NotFoundError
 from app.models import Message, Thread, Turn, TurnStatus
 from app.models.base import utc_now
+from app.services.rows import row_insert
 
 
 @dataclass(frozen=True)
@@ -28,14 +29,25 @@ class TurnUsage:
 async def start_turn(db: AsyncSession, thread: Thread, turn_id: uuid.UUID) -> None:
     """Record a running turn; first mark the thread's previous turn failed if a crash left
     it 'running' (its lease is gone: we hold the thread now)."""
+    await end_interrupted(db, thread)
+    await (await db.connection()).execute(insert_turn(thread, turn_id))
+
+
+async def end_interrupted(db: AsyncSession, thread: Thread) -> None:
+    """Mark the thread's previous turn failed if a crash left it 'running' (the caller
+    holds the thread now, so its lease is gone); otherwise no statement at all."""
     if thread.last_turn_status == TurnStatus.RUNNING and thread.last_turn_id is not None:
         await db.exec(
             sa.update(Turn)
             .where(col(Turn.id) == thread.last_turn_id, col(Turn.status) == TurnStatus.RUNNING)
             .values(status=TurnStatus.FAILED, error_code="interrupted", finished_at=utc_now())
         )
-    db.add(Turn(id=turn_id, thread_id=thread.id, user_id=thread.user_id))
-    await db.flush()
+
+
+def insert_turn(thread: Thread, turn_id: uuid.UUID) -> sa.Insert:
+    """The INSERT of a running turn's row, as a statement so it can ride with the user's
+    message (`messages.append_message(also=...)`); call `end_interrupted` first."""
+    return row_insert(Turn(id=turn_id, thread_id=thread.id, user_id=thread.user_id))
 
 
 async def finish_turn(
@@ -47,9 +59,28 @@ async def finish_turn(
     error_code: str | None = None,
     usage: TurnUsage | None = None,
 ) -> None:
-    """Record how the turn ended, on its row and as the thread's newest turn."""
-    usage = usage or TurnUsage()
+    """Record how the turn ended, on its row and as the thread's newest turn (a turn that
+    appends its reply sends `finish_statement` with it instead: the append records the
+    thread's side)."""
+    await db.exec(finish_statement(turn_id, status=status, error_code=error_code, usage=usage))
     await db.exec(
+        sa.update(Thread)
+        .where(col(Thread.id) == thread_id, col(Thread.last_turn_id) == turn_id)
+        .values(last_turn_status=status)
+    )
+
+
+def finish_statement(
+    turn_id: uuid.UUID,
+    *,
+    status: TurnStatus,
+    error_code: str | None = None,
+    usage: TurnUsage | None = None,
+) -> sa.Update:
+    """The UPDATE of the turn's own row as it ends, as a statement so it can ride with the
+    reply (`messages.append_message(also=...)`)."""
+    usage = usage or TurnUsage()
+    return (
         sa.update(Turn)
         .where(col(Turn.id) == turn_id)
         .values(
@@ -59,11 +90,6 @@ async def finish_turn(
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
         )
-    )
-    await db.exec(
-        sa.update(Thread)
-        .where(col(Thread.id) == thread_id, col(Thread.last_turn_id) == turn_id)
-        .values(last_turn_status=status)
     )
 
 

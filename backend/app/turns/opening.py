@@ -70,7 +70,8 @@ class TurnOpener:
 
         async def log_message(thread: Thread, turn_id: uuid.UUID, memory: Memory) -> Message:
             del memory
-            await turn_records.start_turn(db, thread, turn_id)
+            await turn_records.end_interrupted(db, thread)
+            # The turn's row rides in the message's statement: one round trip, not two.
             message, _ = await messages.append_message(
                 db,
                 thread_id=thread.id,
@@ -80,6 +81,7 @@ class TurnOpener:
                 meta={"turn_id": str(turn_id)},
                 turn_id=turn_id,
                 turn_status=TurnStatus.RUNNING,
+                also=[turn_records.insert_turn(thread, turn_id)],
             )
             return message
 
