@@ -298,6 +298,46 @@ class TestBatchWrittenTwice:
         ]
 
 
+class TestResumeFromPostgresAtTheEnd:
+    async def test_at_or_past_the_last_stored_event_closes_with_nothing(
+        self, alice, running: RunningApp, monkeypatch
+    ) -> None:
+        """A finished turn this worker no longer holds is resumed from PostgreSQL: a client
+        at or past its last event gets nothing, not an ending made up after the grace."""
+        monkeypatch.setattr(event_feed, "SAFETY_POLL_SECONDS", 0.1)
+        async with running.client() as client:
+            thread_id = await create_thread(client, alice)
+            turn_id, log = uuid.uuid4(), TurnLog()
+            log.append_delta("Your tasks: none.")
+            log.append(
+                TurnEvent.DONE,
+                TurnDone(turn_id=turn_id, status=TurnStatus.COMPLETED).model_dump_json(),
+            )
+            async with session_scope(running.sessionmaker) as db:
+                db.add(
+                    Turn(
+                        id=turn_id,
+                        thread_id=uuid.UUID(thread_id),
+                        user_id=await running.user_id(alice),
+                        status=TurnStatus.COMPLETED,
+                    )
+                )
+                await db.flush()
+                first, text = log.encode_after(0)  # type: ignore[misc]
+                await turn_events.write_batches(
+                    db, [turn_events.EventBatch(turn_id, first, log.last_id, text)]
+                )
+            # Well inside the grace after which a silent turn's stream is ended for it.
+            async with asyncio.timeout(stored_events.ORPHAN_GRACE_SECONDS / 2):
+                tails = [
+                    await resume(client, thread_id, str(turn_id), alice, after)
+                    for after in (log.last_id, log.last_id + 50)
+                ]
+                before_done = await resume(client, thread_id, str(turn_id), alice, 1)
+        assert tails == [[], []]
+        assert [(e.id, e.event) for e in before_done] == [("2", "done")]
+
+
 class TestExpiry:
     async def test_events_go_once_the_turn_ended_longer_ago_than_the_replay_window(
         self, running: RunningApp, client, alice

@@ -94,6 +94,18 @@ async def read_batches(db: AsyncSession, turn_id: uuid.UUID, *, after: int) -> l
     return [EventBatch(turn_id, first, last, events) for first, last, events in rows.all()]
 
 
+async def read_last_batch(db: AsyncSession, turn_id: uuid.UUID) -> EventBatch | None:
+    """The turn's newest batch: where its events end, and whether `done` is among them."""
+    rows = await db.exec(
+        select(TurnEventBatch.first_id, TurnEventBatch.last_id, TurnEventBatch.events)
+        .where(col(TurnEventBatch.turn_id) == turn_id)
+        .order_by(col(TurnEventBatch.first_id).desc())
+        .limit(1)
+    )
+    row = rows.first()
+    return None if row is None else EventBatch(turn_id, *row)
+
+
 async def has_events(db: AsyncSession, turn_id: uuid.UUID) -> bool:
     found = await db.exec(
         select(TurnEventBatch.first_id).where(col(TurnEventBatch.turn_id) == turn_id).limit(1)

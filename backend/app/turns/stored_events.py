@@ -111,6 +111,11 @@ class StoredTurnEvents:
         known = max(after - 1, 0) if log is None else log.last_id
         async with self._sessionmaker() as db:
             batches = await turn_events.read_batches(db, self.turn_id, after=known)
+            if log is None and not batches:
+                # Resumed past every stored event: the newest batch says whether the turn
+                # is done there (nothing more to send) or still running (more will come).
+                last = await turn_events.read_last_batch(db, self.turn_id)
+                batches = [] if last is None else [last]
         for batch in batches:
             if log is None:
                 log = TurnLog(start_after=batch.first_id - 1)
