@@ -177,6 +177,30 @@ class TestWithoutListen:
         assert any("receives no notifications" in r.getMessage() for r in caplog.records)
 
 
+async def add_turn(
+    running: RunningApp, thread_id: str, headers, turn_id: uuid.UUID, **fields: Any
+) -> None:
+    """The turns row of a turn run elsewhere (its node wrote the events, then maybe died)."""
+    user_id = await running.user_id(headers)
+    async with session_scope(running.sessionmaker) as db:
+        db.add(Turn(id=turn_id, thread_id=uuid.UUID(thread_id), user_id=user_id, **fields))
+
+
+async def write_log(running: RunningApp, turn_id: uuid.UUID, log: TurnLog) -> None:
+    """Write `log` from its first event as one batch, as the event writer (re)writes it."""
+    async with session_scope(running.sessionmaker) as db:
+        first, text = log.encode_after(0)  # type: ignore[misc]
+        await turn_events.write_batches(
+            db, [turn_events.EventBatch(turn_id, first, log.last_id, text)]
+        )
+
+
+def end(log: TurnLog, turn_id: uuid.UUID) -> None:
+    log.append(
+        TurnEvent.DONE, TurnDone(turn_id=turn_id, status=TurnStatus.COMPLETED).model_dump_json()
+    )
+
+
 class TestTurnWhoseNodeDied:
     async def test_its_stream_ends_with_an_interrupted_error(
         self, settings, alice, running: RunningApp, monkeypatch
@@ -185,17 +209,10 @@ class TestTurnWhoseNodeDied:
         monkeypatch.setattr(event_feed, "SAFETY_POLL_SECONDS", 0.1)
         async with running.client() as client:
             thread_id = await create_thread(client, alice)
-            user_id = await running.user_id(alice)
-            turn_id = uuid.uuid4()
-            log = TurnLog()
+            turn_id, log = uuid.uuid4(), TurnLog()
             log.append_delta("half a rep")  # what its node wrote before it was killed
-            async with session_scope(running.sessionmaker) as db:
-                db.add(Turn(id=turn_id, thread_id=uuid.UUID(thread_id), user_id=user_id))
-                await db.flush()
-                first, text = log.encode_after(0)  # type: ignore[misc]
-                await turn_events.write_batches(
-                    db, [turn_events.EventBatch(turn_id, first, log.last_id, text)]
-                )
+            await add_turn(running, thread_id, alice, turn_id)
+            await write_log(running, turn_id, log)
             async with asyncio.timeout(WITHIN_SECONDS):
                 tail = await resume(client, thread_id, str(turn_id), alice, 0)
         assert [(e.id, e.event) for e in tail] == [
@@ -222,32 +239,19 @@ class TestBatchWrittenTwice:
         monkeypatch.setattr(event_feed, "SAFETY_POLL_SECONDS", 0.1)
         async with running.client() as client:
             thread_id = await create_thread(client, alice)
-            user_id = await running.user_id(alice)
-            turn_id = uuid.uuid4()
-            log = TurnLog()
+            turn_id, log = uuid.uuid4(), TurnLog()
             log.append_delta("Your tasks")
-            async with session_scope(running.sessionmaker) as db:
-                db.add(Turn(id=turn_id, thread_id=uuid.UUID(thread_id), user_id=user_id))
-                await db.flush()
-                first, text = log.encode_after(0)  # type: ignore[misc]
-                await turn_events.write_batches(
-                    db, [turn_events.EventBatch(turn_id, first, log.last_id, text)]
-                )
+            await add_turn(running, thread_id, alice, turn_id)
+            await write_log(running, turn_id, log)
             log.append_delta(": none.")
-            log.append(
-                TurnEvent.DONE,
-                TurnDone(turn_id=turn_id, status=TurnStatus.COMPLETED).model_dump_json(),
-            )
+            end(log, turn_id)
             async with session_scope(running.sessionmaker) as db:
                 await db.exec(
                     sa.update(Turn)
                     .where(col(Turn.id) == turn_id)
                     .values(status=TurnStatus.COMPLETED, finished_at=sa.func.now())
                 )
-                first, text = log.encode_after(0)  # type: ignore[misc]
-                await turn_events.write_batches(
-                    db, [turn_events.EventBatch(turn_id, first, log.last_id, text)]
-                )
+            await write_log(running, turn_id, log)  # the retry of a write whose answer was lost
             async with asyncio.timeout(WITHIN_SECONDS):
                 whole = await resume(client, thread_id, str(turn_id), alice, 0)
                 at_end = await resume(client, thread_id, str(turn_id), alice, log.last_id)
@@ -260,32 +264,20 @@ class TestBatchWrittenTwice:
         self, alice, running: RunningApp
     ) -> None:
         async with running.client() as client:
-            thread_id = uuid.UUID(await create_thread(client, alice))
+            thread_id = await create_thread(client, alice)
         turn_id, log = uuid.uuid4(), TurnLog()
         log.append_delta("Your tasks")
-
-        async def write_from_start() -> None:
-            async with session_scope(running.sessionmaker) as db:
-                first, text = log.encode_after(0)  # type: ignore[misc]
-                await turn_events.write_batches(
-                    db, [turn_events.EventBatch(turn_id, first, log.last_id, text)]
-                )
-
-        async with session_scope(running.sessionmaker) as db:
-            db.add(Turn(id=turn_id, thread_id=thread_id, user_id=await running.user_id(alice)))
-        await write_from_start()
+        await add_turn(running, thread_id, alice, turn_id)
+        await write_log(running, turn_id, log)
         stored = stored_events.StoredTurnEvents(
-            running.sessionmaker, running.turn_runner.event_feed, thread_id, turn_id
+            running.sessionmaker, running.turn_runner.event_feed, uuid.UUID(thread_id), turn_id
         )
         followed = stored.follow(0)
         async with asyncio.timeout(WITHIN_SECONDS):
             first_event = await anext(followed)
             log.append_delta(": none.")
-            log.append(
-                TurnEvent.DONE,
-                TurnDone(turn_id=turn_id, status=TurnStatus.COMPLETED).model_dump_json(),
-            )
-            await write_from_start()  # the retry of a write whose answer was lost
+            end(log, turn_id)
+            await write_log(running, turn_id, log)  # the retry of a write whose answer was lost
             rest = [event async for event in followed]
         assert first_event is not None
         assert [first_event[:2], *(e[:2] for e in rest if e is not None)] == [
@@ -309,24 +301,9 @@ class TestResumeFromPostgresAtTheEnd:
             thread_id = await create_thread(client, alice)
             turn_id, log = uuid.uuid4(), TurnLog()
             log.append_delta("Your tasks: none.")
-            log.append(
-                TurnEvent.DONE,
-                TurnDone(turn_id=turn_id, status=TurnStatus.COMPLETED).model_dump_json(),
-            )
-            async with session_scope(running.sessionmaker) as db:
-                db.add(
-                    Turn(
-                        id=turn_id,
-                        thread_id=uuid.UUID(thread_id),
-                        user_id=await running.user_id(alice),
-                        status=TurnStatus.COMPLETED,
-                    )
-                )
-                await db.flush()
-                first, text = log.encode_after(0)  # type: ignore[misc]
-                await turn_events.write_batches(
-                    db, [turn_events.EventBatch(turn_id, first, log.last_id, text)]
-                )
+            end(log, turn_id)
+            await add_turn(running, thread_id, alice, turn_id, status=TurnStatus.COMPLETED)
+            await write_log(running, turn_id, log)
             # Well inside the grace after which a silent turn's stream is ended for it.
             async with asyncio.timeout(stored_events.ORPHAN_GRACE_SECONDS / 2):
                 tails = [
